@@ -1,0 +1,23 @@
+"""Tortoise models only: no behaviour lives here."""
+
+from models.agent import Agent
+from models.memory import MemoryEntry, MemoryScope
+from models.message import Message, Role
+from models.run import Run, RunStatus
+from models.session import Session
+from models.user import ApiToken, User
+
+__models__ = [User, ApiToken, Agent, Session, Message, Run, MemoryEntry]
+
+__all__ = [
+    "Agent",
+    "ApiToken",
+    "MemoryEntry",
+    "MemoryScope",
+    "Message",
+    "Role",
+    "Run",
+    "RunStatus",
+    "Session",
+    "User",
+]

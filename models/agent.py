@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Agent(Model):
+    id = fields.UUIDField(primary_key=True)
+    name = fields.CharField(max_length=100, unique=True)
+    model = fields.CharField(max_length=200)
+    instructions = fields.TextField(default="")
+    memory_enabled = fields.BooleanField(default=True)
+    history_limit = fields.IntField(default=100)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "agents"

@@ -1,0 +1,102 @@
+"""Database lifecycle: Tortoise setup, the embedded PostgreSQL, migrations and raw access."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+from tortoise import Tortoise, connections
+from tortoise.migrations.api import migrate as tortoise_migrate
+
+from services.errors import ServiceUnavailable
+
+log = logging.getLogger("parley.database")
+
+MODELS_MODULE = "models"
+MIGRATIONS_MODULE = "migrations"
+# Serialises concurrent `migrate` calls from several hosts/processes on one database.
+_MIGRATE_LOCK_KEY = 0x5041524C4559  # "PARLEY"
+
+
+def tortoise_config(database_url: str, pool_size: int = 20) -> dict[str, Any]:
+    parts = urlsplit(database_url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("maxsize", str(pool_size))
+    query.setdefault("minsize", "1")
+    scheme = "postgres"
+    url = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+    return {
+        "connections": {"default": url},
+        "apps": {
+            "models": {
+                "models": [MODELS_MODULE],
+                "default_connection": "default",
+                "migrations": MIGRATIONS_MODULE,
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The URL as asyncpg wants it (no Tortoise pool options)."""
+    parts = urlsplit(database_url)
+    query = {k: v for k, v in parse_qsl(parts.query) if k not in {"maxsize", "minsize"}}
+    return urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+@contextlib.contextmanager
+def embedded_postgres(data_dir: Path) -> Iterator[str]:
+    """Start (or join) an embedded PostgreSQL under ``data_dir``; stop it on exit."""
+    import pgserver  # imported lazily: only the embedded path needs it
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data_dir.resolve(), cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+async def open_database(database_url: str, pool_size: int = 20) -> None:
+    await Tortoise.init(config=tortoise_config(database_url, pool_size))
+
+
+async def close_database() -> None:
+    await Tortoise.close_connections()
+
+
+async def migrate(database_url: str) -> None:
+    """Apply Tortoise migrations, one process at a time."""
+    lock_conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await lock_conn.execute("SELECT pg_advisory_lock($1)", _MIGRATE_LOCK_KEY)
+        await tortoise_migrate(config=tortoise_config(database_url, pool_size=2))
+    finally:
+        await lock_conn.close()
+
+
+@contextlib.asynccontextmanager
+async def acquire() -> AsyncIterator[asyncpg.Connection]:
+    """A raw asyncpg connection from Tortoise's pool, for hot paths and SQL the ORM lacks."""
+    client: Any = connections.get("default")
+    try:
+        async with client.acquire_connection() as conn:
+            yield conn
+    except (OSError, asyncpg.exceptions.CannotConnectNowError) as exc:
+        raise ServiceUnavailable("the database cannot be reached right now; retry") from exc
+
+
+async def ping() -> bool:
+    try:
+        async with acquire() as conn:
+            await conn.fetchval("SELECT 1")
+    except Exception:
+        return False
+    return True
