@@ -14,8 +14,7 @@ class Migration(migrations.Migration):
             reverse_sql="DROP INDEX runs_one_running",
         ),
         ops.RunSQL(
-            "CREATE UNIQUE INDEX memory_user_key ON memory_entries (user_id, key) "
-            "WHERE scope = 'user'",
+            "CREATE UNIQUE INDEX memory_user_key ON memory_entries (user_id, key) WHERE scope = 'user'",
             reverse_sql="DROP INDEX memory_user_key",
         ),
         ops.RunSQL(

@@ -1,0 +1,160 @@
+"""Parley's entry points: the ASGI ``app`` and the ``parley`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from services.settings import get_settings
+
+
+def create_app() -> Any:
+    from web.app import create_app as _create
+
+    return _create()
+
+
+def __getattr__(name: str) -> Any:
+    # `uvicorn parley:app` works too; the app is built on first access, not at import.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)
+
+
+@contextlib.contextmanager
+def _database_url() -> Iterator[str]:
+    """DATABASE_URL, or an embedded PostgreSQL under PARLEY_DATA_DIR for the block's life."""
+    from services import database
+
+    settings = get_settings()
+    if settings.database_url:
+        yield settings.database_url
+        return
+    with database.embedded_postgres(settings.data_dir) as url:
+        yield url
+
+
+def _with_db(fn: Callable[[], Awaitable[Any]]) -> Any:
+    from services import database
+
+    async def run(url: str) -> Any:
+        await database.migrate(url)
+        await database.open_database(url, pool_size=2)
+        try:
+            return await fn()
+        finally:
+            await database.close_database()
+
+    with _database_url() as url:
+        return asyncio.run(run(url))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from services import database
+
+    settings = get_settings()
+    with _database_url() as url:
+        asyncio.run(database.migrate(url))
+        # Workers are new processes that read the settings again: hand them the same database.
+        os.environ["DATABASE_URL"] = url
+        uvicorn.run(
+            "parley:create_app",
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            workers=args.workers or settings.workers,
+            log_level=settings.log_level,
+            ws="websockets-sansio",
+        )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from services import database
+
+    with _database_url() as url:
+        asyncio.run(database.migrate(url))
+    print("migrations applied")
+    return 0
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from services import users
+
+    async def create() -> str:
+        user, token = await users.create_user(args.name, is_admin=args.admin)
+        print(f"created user {user.name!r}{' (admin)' if user.is_admin else ''}; its API token:")
+        return token
+
+    async def token() -> str:
+        print(f"new API token for {args.name!r}:")
+        return await users.issue_token(args.name)
+
+    print(_with_db(create if args.action == "create" else token))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from schema.build import print_sdl
+
+    sys.stdout.write(print_sdl(get_settings()))
+    return 0
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from services import retention
+
+    count = _with_db(lambda: retention.cleanup(args.inactive_days))
+    print(f"deleted {count} inactive sessions")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parley", description="Parley: AI-agent conversations over GraphQL")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate the database, then serve the app")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.set_defaults(fn=cmd_serve)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
+
+    user = sub.add_parser("user", help="manage users")
+    user_sub = user.add_subparsers(dest="action", required=True)
+    create = user_sub.add_parser("create", help="create a user; prints its token last")
+    create.add_argument("name")
+    create.add_argument("--admin", action="store_true")
+    token = user_sub.add_parser("token", help="issue another token; prints it last")
+    token.add_argument("name")
+    user.set_defaults(fn=cmd_user)
+
+    sub.add_parser("schema", help="print the GraphQL SDL").set_defaults(fn=cmd_schema)
+
+    cleanup = sub.add_parser("cleanup", help="delete sessions inactive for N days")
+    cleanup.add_argument("--inactive-days", type=int, required=True)
+    cleanup.set_defaults(fn=cmd_cleanup)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    from services.errors import ParleyError
+
+    args = _parser().parse_args(argv)
+    try:
+        sys.exit(args.fn(args))
+    except ParleyError as exc:
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Thin GraphQL resolvers: read arguments, call a service, hand back domain objects."""

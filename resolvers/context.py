@@ -1,0 +1,86 @@
+"""The per-request context: the caller, settings and fresh DataLoaders."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Any, TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from models import Agent, MemoryEntry, Message, Run, Session, User
+from services import agents, memory, messages, runs, sessions, stats
+from services.errors import Unauthenticated
+from services.settings import Settings
+from services.users import authenticate
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+def _loader(fetch: Callable[[list[K]], Awaitable[dict[K, V]]], default: Any = None) -> DataLoader[K, V]:
+    async def load(keys: Sequence[K]) -> list[V]:
+        found = await fetch(list(keys))
+        return [found.get(k, default) for k in keys]
+
+    return DataLoader(load_fn=load)
+
+
+class Loaders:
+    """One set per request (and per event on long subscriptions), so nothing is cached stale."""
+
+    def __init__(self, user_id: uuid.UUID | None) -> None:
+        self.agent: DataLoader[uuid.UUID, Agent] = _loader(agents.agents_by_ids)
+        self.session_memory: DataLoader[uuid.UUID, list[MemoryEntry]] = _loader(
+            memory.session_memory_for, default=[]
+        )
+        self.message: DataLoader[uuid.UUID, Message | None] = _loader(messages.messages_by_ids)
+        self.active_run: DataLoader[uuid.UUID, Run | None] = _loader(runs.active_runs_for)
+        self.session_stats: DataLoader[uuid.UUID, stats.SessionStats] = _loader(stats.session_stats_for)
+        # Message pages of many sessions with the same arguments, in one query per argument set.
+        self.message_page: DataLoader[tuple[uuid.UUID, messages.PageArgs], Any] = DataLoader(
+            load_fn=self._message_pages
+        )
+        self.session: DataLoader[uuid.UUID, Session | None] = _loader(self._sessions)
+        self._user_id = user_id
+
+    async def _sessions(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, Session]:
+        assert self._user_id is not None
+        return await sessions.sessions_by_ids(self._user_id, ids)
+
+    @staticmethod
+    async def _message_pages(keys: Sequence[tuple[uuid.UUID, messages.PageArgs]]) -> list[Any]:
+        by_args: dict[messages.PageArgs, list[uuid.UUID]] = defaultdict(list)
+        for session_id, args in keys:
+            by_args[args].append(session_id)
+        pages: dict[tuple[uuid.UUID, messages.PageArgs], Any] = {}
+        for args, ids in by_args.items():
+            for session_id, page in (await messages.pages_for(ids, args)).items():
+                pages[(session_id, args)] = page
+        return [pages[k] for k in keys]
+
+
+class Context:
+    def __init__(self, settings: Settings, authorization: str | None, request: Any = None) -> None:
+        self.settings = settings
+        self.request = request
+        self.authorization = authorization
+        self._user: User | None = None
+        self.loaders = Loaders(None)
+
+    async def authenticate(self) -> User:
+        if self._user is None:
+            self._user = await authenticate(self.authorization, self.settings)
+            self.loaders = Loaders(self._user.id)
+        return self._user
+
+    @property
+    def user(self) -> User:
+        if self._user is None:
+            raise Unauthenticated("send `Authorization: Bearer <token>`")
+        return self._user
+
+    def fresh_loaders(self) -> None:
+        """Long subscriptions call this per event so no loader serves stale rows."""
+        self.loaders = Loaders(self._user.id if self._user else None)

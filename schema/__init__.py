@@ -1,0 +1,1 @@
+"""Strawberry types, inputs and enums; :func:`build_schema` assembles the schema."""

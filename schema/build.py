@@ -1,0 +1,48 @@
+"""Assemble the ``strawberry.Schema`` from the types and the guarding extensions."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import strawberry
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+
+from schema.errors import Authenticate, ErrorCodes
+from schema.mutation import Mutation
+from schema.query import Query
+from schema.subscription import Subscription
+from services.settings import Settings
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    # Factories, not instances: every operation gets its own extension objects.
+    extensions: list = [
+        ErrorCodes,
+        partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
+        partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
+        partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+        partial(ParserCache, maxsize=256),
+        partial(ValidationCache, maxsize=256),
+        Authenticate,
+    ]
+    if not settings.introspection:
+        extensions.append(DisableIntrospection)
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        config=StrawberryConfig(auto_camel_case=True),
+    )
+
+
+def print_sdl(settings: Settings) -> str:
+    return build_schema(settings).as_str() + "\n"

@@ -1,0 +1,72 @@
+"""Agent events as the services produce them (the schema maps each to a GraphQL type)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from models import Message, Run
+
+
+@dataclass
+class RunStarted:
+    run: Run
+
+
+@dataclass
+class TextDelta:
+    run_id: uuid.UUID
+    index: int  # model text deltas included so far in the run
+    delta: str
+
+
+@dataclass
+class TextSnapshot:
+    run_id: uuid.UUID
+    index: int
+    text: str
+
+
+@dataclass
+class ThinkingDelta:
+    run_id: uuid.UUID
+    delta: str
+
+
+@dataclass
+class ToolCallStarted:
+    run_id: uuid.UUID
+    tool_call_id: str
+    tool_name: str
+    arguments: Any
+
+
+@dataclass
+class ToolCallFinished:
+    run_id: uuid.UUID
+    tool_call_id: str
+    tool_name: str
+    result: Any
+
+
+@dataclass
+class MessageAdded:
+    message: Message
+
+
+@dataclass
+class RunFinished:
+    run: Run
+
+
+AgentEvent = (
+    RunStarted
+    | TextDelta
+    | TextSnapshot
+    | ThinkingDelta
+    | ToolCallStarted
+    | ToolCallFinished
+    | MessageAdded
+    | RunFinished
+)

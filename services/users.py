@@ -1,0 +1,116 @@
+"""Users, API tokens and authentication."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+import jwt
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from models import ApiToken, User
+from services.errors import BadInput, Conflict, NotFound, Unauthenticated
+from services.settings import Settings
+
+TOKEN_PREFIX = "pk_"
+_MAX_NAME = 200
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > _MAX_NAME:
+        raise BadInput(f"a user name must have 1 to {_MAX_NAME} characters")
+    return name
+
+
+async def create_user(name: str, *, is_admin: bool = False) -> tuple[User, str]:
+    """Create a user and its first token. The token is returned once and never stored."""
+    name = _check_name(name)
+    try:
+        async with in_transaction():
+            user = await User.create(name=name, is_admin=is_admin)
+            token = await _issue(user)
+    except IntegrityError as exc:
+        raise Conflict(f"a user named {name!r} already exists") from exc
+    return user, token
+
+
+async def issue_token(name: str) -> str:
+    user = await User.get_or_none(name=name)
+    if user is None:
+        raise NotFound.of("user", repr(name))
+    return await _issue(user)
+
+
+async def _issue(user: User) -> str:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    await ApiToken.create(user=user, token_hash=_hash(token))
+    return token
+
+
+async def ensure_first_admin() -> str | None:
+    """On a database with no users, create ``admin`` and return its token (else None)."""
+    if await User.exists():
+        return None
+    try:
+        _, token = await create_user("admin", is_admin=True)
+    except Conflict:  # another process won the race
+        return None
+    return token
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+async def authenticate(authorization: str | None, settings: Settings) -> User:
+    """The user behind an ``Authorization`` header value, or :class:`Unauthenticated`."""
+    token = bearer_token(authorization)
+    if token is None:
+        raise Unauthenticated("send `Authorization: Bearer <token>`")
+    if token.startswith(TOKEN_PREFIX):
+        digest = _hash(token)
+        row = await ApiToken.filter(token_hash=digest).select_related("user").first()
+        # The lookup is by digest; compare again in constant time so no timing tells a prefix.
+        if row is None or not hmac.compare_digest(row.token_hash, digest):
+            raise Unauthenticated("invalid token")
+        return row.user
+    if settings.jwt_secret or settings.jwt_public_key:
+        return await _user_from_jwt(token, settings)
+    raise Unauthenticated("invalid token")
+
+
+async def _user_from_jwt(token: str, settings: Settings) -> User:
+    keys: list[tuple[str, list[str]]] = []
+    if settings.jwt_secret:
+        keys.append((settings.jwt_secret, ["HS256"]))
+    if settings.jwt_public_key:
+        keys.append((settings.jwt_public_key, ["RS256", "ES256"]))
+    claims = None
+    for key, algorithms in keys:
+        try:
+            claims = jwt.decode(token, key, algorithms=algorithms, options={"require": ["sub"]})
+            break
+        except jwt.PyJWTError:
+            continue
+    if claims is None or not isinstance(claims.get("sub"), str):
+        raise Unauthenticated("invalid token")
+    name = _check_name(claims["sub"])
+    user = await User.get_or_none(name=name)
+    if user is None:
+        try:
+            user = await User.create(name=name)
+        except IntegrityError:  # created concurrently by another request
+            user = await User.get(name=name)
+    return user

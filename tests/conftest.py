@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.postgres import fresh_database
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Any:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("PARLEY_MODEL", "echo")
+    from services.settings import Settings, get_settings
+
+    get_settings.cache_clear()
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Any) -> AsyncIterator[Any]:
+    from services import database
+    from web.app import create_app
+
+    await database.migrate(settings.database_url)
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@dataclass
+class Api:
+    """GraphQL over HTTP against the ASGI app, as one user."""
+
+    client: httpx.AsyncClient
+    token: str | None
+    name: str = ""
+
+    async def post(
+        self, query: str, variables: dict[str, Any] | None = None, **headers: str
+    ) -> httpx.Response:
+        hdrs = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        hdrs.update(headers)
+        return await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=hdrs
+        )
+
+    async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The `data` of a successful operation (fails the test on any error)."""
+        resp = await self.post(query, variables)
+        body = resp.json()
+        assert "errors" not in body, body["errors"]
+        assert resp.status_code == 200
+        return body["data"]
+
+    async def error(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The first error of an operation that must fail; checks no trace leaks."""
+        resp = await self.post(query, variables)
+        assert resp.status_code < 500, resp.text
+        text = resp.text
+        assert "Traceback" not in text and 'File "' not in text and "SELECT " not in text
+        body = resp.json()
+        assert body.get("errors"), body
+        return body["errors"][0]
+
+    async def code(self, query: str, variables: dict[str, Any] | None = None) -> str:
+        return (await self.error(query, variables))["extensions"]["code"]
+
+
+@pytest.fixture(scope="session")
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://parley.test") as c:
+        yield c
+
+
+@pytest.fixture
+async def make_api(client: httpx.AsyncClient) -> Any:
+    from services import users
+
+    async def make(admin: bool = False) -> Api:
+        name = f"user-{uuid.uuid4().hex[:8]}"
+        _, token = await users.create_user(name, is_admin=admin)
+        return Api(client, token, name)
+
+    return make
+
+
+@pytest.fixture
+async def api(make_api: Any) -> Api:
+    return await make_api()
+
+
+@pytest.fixture
+async def other(make_api: Any) -> Api:
+    return await make_api()
+
+
+@pytest.fixture
+async def admin(make_api: Any) -> Api:
+    return await make_api(admin=True)

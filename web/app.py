@@ -1,0 +1,123 @@
+"""The Starlette application: routes, lifespan and the GraphQL view."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from resolvers.context import Context
+from schema.build import build_schema
+from services import agents, database, runtime, users
+from services.errors import ParleyError
+from services.settings import Settings, get_settings
+from web.graphiql import STATIC_DIR, graphiql_html
+
+log = logging.getLogger("parley")
+
+STATIC_PREFIX = "/graphiql-static"
+
+
+class ParleyGraphQL(GraphQL):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        super().__init__(
+            build_schema(settings),
+            graphql_ide="graphiql" if settings.graphiql else None,
+            allow_queries_via_get=False,
+            keep_alive=True,  # pings keep idle proxies from closing quiet sockets
+            keep_alive_interval=15,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, "graphql-sse"),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=20,
+            allowed_origins=settings.origins,
+        )
+        self._page = graphiql_html(STATIC_PREFIX)
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:  # type: ignore[override]
+        return Context(self.settings, request.headers.get("authorization"), request)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(self._page)
+
+    async def on_ws_connect(self, context: Context) -> Any:  # type: ignore[override]
+        params = getattr(context, "connection_params", None)
+        if isinstance(params, dict):
+            for key, value in params.items():
+                if isinstance(key, str) and key.lower() == "authorization" and isinstance(value, str):
+                    context.authorization = value
+        try:
+            await context.authenticate()
+        except ParleyError as exc:
+            raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) from exc
+        return await super().on_ws_connect(context)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    if await database.ping():
+        return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "database unavailable"}, status_code=503)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            url = settings.database_url
+            if url is None:
+                url = stack.enter_context(database.embedded_postgres(settings.data_dir))
+                await database.migrate(url)
+            await database.open_database(url, settings.pool_size)
+            stack.push_async_callback(database.close_database)
+            await agents.ensure_default_agent(settings)
+            token = await users.ensure_first_admin()
+            if token is not None:
+                print(
+                    f"Parley created the admin user 'admin'. Its API token (shown only once):\n{token}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            await stack.enter_async_context(runtime.running(url, settings))
+            yield
+
+    gql = ParleyGraphQL(settings)
+    routes: list[Any] = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/graphql", gql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", gql),
+    ]
+    if settings.graphiql:
+        routes.append(Mount(STATIC_PREFIX, app=StaticFiles(directory=STATIC_DIR), name="graphiql-static"))
+    middleware = []
+    if settings.origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.origins,
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["authorization", "content-type", "accept"],
+            )
+        )
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
