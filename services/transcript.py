@@ -1,0 +1,172 @@
+"""A session's transcript: appending rows with gap-free sequences, the busy check, reading rows back.
+
+Everything that writes messages goes through :func:`append` inside a transaction that first
+called :func:`lock_idle_session`, so writers of one session are serialised by its row lock.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+
+from models import Message, Role, RunStatus
+from services.conversation import RowDraft, StoredRow
+from services.errors import NotFound, RunInProgress
+from services.sessions import title_from
+
+COLUMNS = (
+    "id, session_id, sequence, role, content, tool_calls, tool_call_id, tool_name, run_id, model, "
+    "requests, input_tokens, output_tokens, cost, processing_time_ms, metadata, model_message, "
+    "part_group, created_at"
+)
+
+
+def message_from_record(rec: asyncpg.Record | dict[str, Any]) -> Message:
+    """A Message model from a raw row (no extra query)."""
+    data = dict(rec)
+    for key in ("tool_calls", "metadata"):
+        if isinstance(data.get(key), str):
+            data[key] = json.loads(data[key])
+    data["role"] = Role(data["role"])
+    msg = Message(**{k: data[k] for k in COLUMNS.split(", ")})
+    msg._saved_in_db = True
+    return msg
+
+
+async def lock_idle_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> None:
+    """Inside a transaction: lock the session row; fail if a live reply is running.
+
+    A RUNNING run whose owning process died (its advisory lock is gone) is marked
+    INTERRUPTED here, so a crashed process never blocks a session for good.
+    """
+    await conn.execute("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE", session_id)
+    run = await conn.fetchrow(
+        "SELECT id, owner_key FROM runs WHERE session_id = $1 AND status = $2",
+        session_id,
+        RunStatus.RUNNING.value,
+    )
+    if run is None:
+        return
+    if await owner_alive(conn, run["owner_key"]):
+        raise RunInProgress()
+    await mark_interrupted(conn, [run["id"]])
+
+
+async def owner_alive(conn: asyncpg.Connection, owner_key: int) -> bool:
+    return bool(
+        await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+                 AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1)""",
+            owner_key,
+        )
+    )
+
+
+async def mark_interrupted(conn: asyncpg.Connection, run_ids: list[uuid.UUID]) -> None:
+    await conn.execute(
+        """UPDATE runs SET status = 'failed', finished_at = now(), error_code = 'INTERRUPTED',
+               error_message = 'the server process running this reply stopped before it finished'
+           WHERE id = ANY($1) AND status = 'running'""",
+        run_ids,
+    )
+
+
+async def append(
+    conn: asyncpg.Connection,
+    session_id: uuid.UUID,
+    drafts: list[RowDraft],
+    *,
+    run_id: uuid.UUID | None = None,
+    processing_time_ms: int | None = None,
+) -> list[Message]:
+    """Append rows with the next sequences. Call inside a transaction.
+
+    The session row update both hands out the sequences and serialises writers of one
+    session, so sequences are gap-free and strictly increasing under any concurrency.
+    """
+    if not drafts:
+        return []
+    first_user = next((d.content for d in drafts if d.role is Role.USER), None)
+    last = await conn.fetchval(
+        """UPDATE sessions SET last_sequence = last_sequence + $2, message_count = message_count + $2,
+               last_activity_at = now(), updated_at = now(),
+               title = COALESCE(title, $3)
+           WHERE id = $1 RETURNING last_sequence""",
+        session_id,
+        len(drafts),
+        title_from(first_user) if first_user else None,
+    )
+    if last is None:
+        raise NotFound.of("session", session_id)
+    start = last - len(drafts) + 1
+    ids, seqs, groups = [], [], []
+    group: int | None = None
+    for i, d in enumerate(drafts):
+        seq = start + i
+        grouped_next = i + 1 < len(drafts) and drafts[i + 1].grouped
+        if not d.grouped:
+            group = seq if grouped_next else None
+        ids.append(uuid.uuid4())
+        seqs.append(seq)
+        groups.append(group)
+    records = await conn.fetch(
+        f"""
+        INSERT INTO messages ({COLUMNS})
+        SELECT u.id, $1, u.seq, u.role, u.content, u.tool_calls::jsonb, u.tool_call_id, u.tool_name,
+               $2, u.model, u.requests, u.input_tokens, u.output_tokens, u.cost, $3,
+               u.metadata::jsonb, u.model_message, u.part_group, clock_timestamp()
+        FROM unnest($4::uuid[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                    $11::text[], $12::int[], $13::int[], $14::int[], $15::float8[], $16::text[],
+                    $17::text[], $18::int[])
+             AS u(id, seq, role, content, tool_calls, tool_call_id, tool_name, model, requests,
+                  input_tokens, output_tokens, cost, metadata, model_message, part_group)
+        RETURNING {COLUMNS}
+        """,
+        session_id,
+        run_id,
+        processing_time_ms,
+        ids,
+        seqs,
+        [d.role.value for d in drafts],
+        [d.content for d in drafts],
+        [json.dumps(d.tool_calls) for d in drafts],
+        [d.tool_call_id for d in drafts],
+        [d.tool_name for d in drafts],
+        [d.model for d in drafts],
+        [d.usage["requests"] if d.usage else None for d in drafts],
+        [d.usage["input_tokens"] if d.usage else None for d in drafts],
+        [d.usage["output_tokens"] if d.usage else None for d in drafts],
+        [d.cost for d in drafts],
+        [json.dumps(d.metadata) for d in drafts],
+        [d.model_message_json for d in drafts],
+        groups,
+    )
+    return sorted((message_from_record(r) for r in records), key=lambda m: m.sequence)
+
+
+async def stored_rows(
+    conn: asyncpg.Connection, session_id: uuid.UUID, limit: int | None = None
+) -> list[StoredRow]:
+    """The newest ``limit`` rows (all when None), oldest first, plus older SYSTEM rows."""
+    if limit is None:
+        recs = await conn.fetch(
+            "SELECT sequence, role, part_group, model_message FROM messages "
+            "WHERE session_id = $1 ORDER BY sequence",
+            session_id,
+        )
+    else:
+        # Keyset from the newest: reads only what the window needs, whatever the session's size.
+        recs = await conn.fetch(
+            """(SELECT sequence, role, part_group, model_message FROM messages
+                WHERE session_id = $1 ORDER BY sequence DESC LIMIT $2)
+               UNION
+               (SELECT sequence, role, part_group, model_message FROM messages
+                WHERE session_id = $1 AND role = 'system')
+               ORDER BY sequence""",
+            session_id,
+            limit,
+        )
+    return [StoredRow(r["sequence"], Role(r["role"]), r["part_group"], r["model_message"]) for r in recs]
