@@ -1,14 +1,69 @@
-"""Agent runs: one reply of the session's agent to a user message."""
+"""Agent runs: one reply of the session's agent to a user message.
+
+A turn persists the user message and a RUNNING run in one transaction (the session row lock
+and a partial unique index keep it to one run per session across processes), then runs the
+agent in a server-side task that outlives any client. Messages are appended as pydantic-ai
+completes them; the run row gets its final status, usage and cost last.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import time
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
 
-from models import Message, Run, RunStatus, Session, User
-from services.errors import NotFound, ParleyError
+import asyncpg
+from pydantic_ai import Agent as PydanticAgent
+from pydantic_ai import CancellationToken, RunContext
+from pydantic_ai.exceptions import (
+    ModelAPIError,
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelHTTPError,
+    ModelRateLimitError,
+    ModelRequestTimeout,
+    ModelTimeoutError,
+    RunCancelled,
+    RunTimedOut,
+    UnexpectedModelBehavior,
+    UsageLimitExceeded,
+    UserError,
+)
+from pydantic_ai.messages import (
+    AgentStreamEvent,
+    FunctionToolCallEvent,
+    FunctionToolResultEvent,
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    PartDeltaEvent,
+    PartStartEvent,
+    TextPart,
+    TextPartDelta,
+    ThinkingPart,
+    ThinkingPartDelta,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.toolsets import FunctionToolset
+from pydantic_ai.usage import RunUsage
+
+from models import Agent, MemoryScope, Message, Role, Run, RunStatus, Session, User
+from services import events, limits, llm, memory, runtime
+from services.conversation import RowDraft, drafts_from, dump, to_history, window
+from services.database import acquire
+from services.errors import BadInput, NotFound, RunInProgress
 from services.sessions import require_session
+from services.transcript import append, lock_idle_session, mark_interrupted, owner_alive, stored_rows
+
+log = logging.getLogger("parley.runs")
+
+CANCEL_WAIT_S = 15.0
 
 
 @dataclass
@@ -17,6 +72,26 @@ class TurnResult:
     user_message: Message
     reply: Message | None
     messages: list[Message]
+
+
+@dataclass
+class RunHandle:
+    """A reply running in this process."""
+
+    run: Run
+    token: CancellationToken = field(default_factory=CancellationToken)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    cancel_reason: str | None = None
+    text: str = ""  # the run's text so far, for watchers that join late
+    index: int = 0  # model text deltas so far
+
+    def cancel(self, reason: str) -> None:
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+        self.token.cancel()
+
+
+# --- reading --------------------------------------------------------------------------------
 
 
 async def find_run(user: User, run_id: uuid.UUID) -> Run | None:
@@ -28,21 +103,437 @@ async def active_runs_for(session_ids: list[uuid.UUID]) -> dict[uuid.UUID, Run]:
     return {r.session_id: r for r in rows}
 
 
+async def run_messages(run: Run) -> list[Message]:
+    """The user message and everything the run persisted, in sequence order."""
+    ids = [run.user_message_id] if run.user_message_id else []
+    rows = await Message.filter(run_id=run.id).order_by("sequence")
+    if ids and not any(m.id == run.user_message_id for m in rows):
+        rows = await Message.filter(id__in=ids) + rows
+    return sorted(rows, key=lambda m: m.sequence)
+
+
+# --- starting a turn ------------------------------------------------------------------------
+
+
+@dataclass
+class Started:
+    run: Run
+    user_message: Message | None
+    created: bool
+    handle: RunHandle | None = None
+
+
+async def start_turn(
+    user: User, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
+) -> Started:
+    """Persist the user message and a RUNNING run; start the agent in the background."""
+    limits.content(content)
+    meta = limits.json_value(metadata if metadata is not None else {}, "metadata", require_object=True)
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
+        raise BadInput("idempotencyKey has 1 to 200 characters")
+    session = await require_session(user, session_id)
+    agent = await Agent.get(id=session.agent_id)
+    rt = runtime.current()
+    async with acquire() as conn, conn.transaction():
+        if idempotency_key is not None:
+            existing = await _by_idempotency_key(conn, session.id, idempotency_key)
+            if existing is not None:
+                return existing
+        await lock_idle_session(conn, session.id)
+        if idempotency_key is not None:  # a concurrent twin may have committed meanwhile
+            existing = await _by_idempotency_key(conn, session.id, idempotency_key)
+            if existing is not None:
+                return existing
+        run_id = uuid.uuid4()
+        try:
+            await conn.execute(
+                """INSERT INTO runs (id, session_id, status, model, idempotency_key, owner_key, started_at,
+                                     partial_text, partial_index)
+                   VALUES ($1, $2, 'running', $3, $4, $5, now(), '', 0)""",
+                run_id,
+                session.id,
+                agent.model,
+                idempotency_key,
+                rt.owner_key,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise RunInProgress() from exc
+        draft = RowDraft(
+            role=Role.USER,
+            content=content,
+            model_message=dump(ModelRequest(parts=[UserPromptPart(content=content)])),
+            metadata=meta,
+        )
+        (user_message,) = await append(conn, session.id, [draft], run_id=run_id)
+        await conn.execute("UPDATE runs SET user_message_id = $2 WHERE id = $1", run_id, user_message.id)
+    run = await Run.get(id=run_id)
+    handle = RunHandle(run=run)
+    rt.handles[run.id] = handle
+    rt.hub.emit(session.id, events.RunStarted(run))
+    rt.hub.emit(session.id, events.MessageAdded(user_message))
+    rt.spawn(_execute(handle, agent, user.id, session, content, user_message))
+    return Started(run=run, user_message=user_message, created=True, handle=handle)
+
+
+async def _by_idempotency_key(conn: asyncpg.Connection, session_id: uuid.UUID, key: str) -> Started | None:
+    run_id = await conn.fetchval(
+        "SELECT id FROM runs WHERE session_id = $1 AND idempotency_key = $2", session_id, key
+    )
+    if run_id is None:
+        return None
+    run = await Run.get(id=run_id)
+    user_message = await Message.get_or_none(id=run.user_message_id) if run.user_message_id else None
+    return Started(
+        run=run, user_message=user_message, created=False, handle=runtime.current().handles.get(run.id)
+    )
+
+
+async def wait_finished(run: Run, handle: RunHandle | None) -> Run:
+    """Wait for a run to end, wherever it runs."""
+    if handle is not None:
+        await handle.done.wait()
+        return await Run.get(id=run.id)
+    delay = 0.02
+    while True:
+        fresh = await Run.get(id=run.id)
+        if fresh.status != RunStatus.RUNNING:
+            return fresh
+        async with acquire() as conn:
+            if not await owner_alive(conn, fresh.owner_key):
+                await mark_interrupted(conn, [fresh.id])
+                continue
+        await asyncio.sleep(delay)  # another process owns it: poll its row
+        delay = min(delay * 2, 0.5)
+
+
 async def send_message(
     user: User, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
 ) -> TurnResult:
-    await require_session(user, session_id)
-    raise ParleyError("sendMessage is not available yet")
+    started = await start_turn(user, session_id, content, metadata, idempotency_key)
+    run = await wait_finished(started.run, started.handle)
+    msgs = await run_messages(run)
+    user_message = started.user_message or next(m for m in msgs if m.id == run.user_message_id)
+    reply = next((m for m in msgs if m.id == run.reply_id), None)
+    return TurnResult(run=run, user_message=user_message, reply=reply, messages=msgs)
+
+
+# --- running the agent ----------------------------------------------------------------------
+
+
+@dataclass
+class _Progress:
+    """What a run has persisted so far of pydantic-ai's messages."""
+
+    history_len: int
+    user_message: Message
+    persisted: int = 0  # new messages persisted (the user request counts once updated)
+    messages: list[Message] = field(default_factory=list)
+    reply: Message | None = None
+
+
+async def _execute(
+    handle: RunHandle, agent: Agent, user_id: uuid.UUID, session: Session, prompt: str, user_message: Message
+) -> None:
+    rt = runtime.current()
+    run = handle.run
+    started = time.monotonic()
+    progress: _Progress | None = None
+    usage: RunUsage | None = None
+    status, error = RunStatus.COMPLETED, None
+    try:
+        history = await _history(session.id, agent.history_limit, user_message.sequence)
+        progress = _Progress(history_len=len(history), user_message=user_message)
+        pa_agent = PydanticAgent(
+            llm.resolve(agent.model),
+            instructions=agent.instructions or None,
+            toolsets=[_memory_tools(user_id, session.id)] if agent.memory_enabled else None,
+        )
+        run_instructions = _memory_instructions(user_id, session.id) if agent.memory_enabled else None
+        async with pa_agent.run_stream_events(
+            prompt,
+            message_history=history,
+            conversation_id=str(session.id),
+            instructions=run_instructions,
+            cancellation_token=handle.token,
+            timeout=rt.settings.run_timeout_s,
+        ) as stream:
+            async for event in stream:
+                if isinstance(event, FunctionToolCallEvent):
+                    await _persist(progress, run, stream.all_messages(), ModelResponse, started)
+                elif isinstance(event, PartStartEvent) and progress.persisted > 0:
+                    await _persist(progress, run, stream.all_messages(), ModelRequest, started)
+                _relay(handle, session.id, event)
+                if hasattr(event, "result"):
+                    result = event.result
+                    usage = result.usage
+                    await _persist(progress, run, result.all_messages(), None, started)
+    except RunCancelled as exc:
+        usage = exc.usage
+        if isinstance(exc, RunTimedOut):
+            status, error = (
+                RunStatus.FAILED,
+                ("TIMEOUT", f"the reply took longer than {rt.settings.run_timeout_s:g}s"),
+            )
+        elif handle.cancel_reason == "shutdown":
+            status, error = (
+                RunStatus.FAILED,
+                ("INTERRUPTED", "the server shut down before the reply finished"),
+            )
+        else:
+            status = RunStatus.CANCELLED
+        if progress is not None:
+            msgs = exc.all_messages()
+            keep_partial = status is RunStatus.CANCELLED and _has_text(msgs)
+            await _persist(progress, run, msgs if keep_partial else _complete(msgs), None, started)
+    except Exception as exc:
+        status, error = RunStatus.FAILED, _error_info(exc)
+        if error[0] == "INTERNAL_SERVER_ERROR":
+            log.exception("run %s failed", run.id)
+        else:
+            log.warning("run %s failed: %s: %s", run.id, error[0], exc)
+    finally:
+        try:
+            await _finish(handle, session.id, status, error, usage, progress)
+        finally:
+            handle.done.set()
+            rt.handles.pop(run.id, None)
+
+
+def _has_text(msgs: list[ModelMessage]) -> bool:
+    last = msgs[-1] if msgs else None
+    return isinstance(last, ModelResponse) and any(isinstance(p, TextPart) and p.content for p in last.parts)
+
+
+def _complete(msgs: list[ModelMessage]) -> list[ModelMessage]:
+    """Drop an interrupted response at the end: the failure lives on the run, not as a message."""
+    if msgs and isinstance(msgs[-1], ModelResponse) and msgs[-1].state == "interrupted":
+        return msgs[:-1]
+    return msgs
+
+
+async def _history(session_id: uuid.UUID, limit: int, before_sequence: int) -> list[ModelMessage]:
+    async with acquire() as conn:
+        rows = await stored_rows(conn, session_id, limit + 1)
+    rows = [r for r in rows if r.sequence < before_sequence]
+    return to_history(window(rows, limit))
+
+
+async def _persist(
+    progress: _Progress,
+    run: Run,
+    all_messages: list[ModelMessage],
+    upto: type | None,
+    started: float,
+) -> None:
+    """Append the run's completed messages not yet stored (up to the last one of kind ``upto``)."""
+    new = all_messages[progress.history_len :]
+    if upto is not None:
+        last = max((i for i, m in enumerate(new) if isinstance(m, upto)), default=-1)
+        new = new[: last + 1]
+    pending = new[progress.persisted :]
+    if not pending:
+        return
+    rt = runtime.current()
+    elapsed = int((time.monotonic() - started) * 1000)
+    async with acquire() as conn, conn.transaction():
+        if progress.persisted == 0:
+            # The user's request as pydantic-ai built it (instructions, run id): same turn, same row.
+            first = pending.pop(0)
+            await conn.execute(
+                "UPDATE messages SET model_message = $2 WHERE id = $1",
+                progress.user_message.id,
+                json.dumps(dump(first), separators=(",", ":"), ensure_ascii=False),
+            )
+            progress.persisted = 1
+        drafts = [d for m in pending for d in drafts_from(m)]
+        added = await append(conn, run.session_id, drafts, run_id=run.id, processing_time_ms=elapsed)
+    progress.persisted += len(pending)
+    progress.messages.extend(added)
+    for message in added:
+        if message.role == "assistant":
+            progress.reply = message
+        rt.hub.emit(run.session_id, events.MessageAdded(message))
+
+
+def _relay(handle: RunHandle, session_id: uuid.UUID, event: AgentStreamEvent | Any) -> None:
+    """Translate pydantic-ai stream events to Parley events."""
+    hub = runtime.current().hub
+    run_id = handle.run.id
+    if isinstance(event, PartStartEvent):
+        part = event.part
+        if isinstance(part, TextPart) and part.content:
+            _text(handle, session_id, part.content)
+        elif isinstance(part, ThinkingPart) and part.content:
+            hub.emit(session_id, events.ThinkingDelta(run_id, part.content))
+    elif isinstance(event, PartDeltaEvent):
+        delta = event.delta
+        if isinstance(delta, TextPartDelta) and delta.content_delta:
+            _text(handle, session_id, delta.content_delta)
+        elif isinstance(delta, ThinkingPartDelta) and delta.content_delta:
+            hub.emit(session_id, events.ThinkingDelta(run_id, delta.content_delta))
+    elif isinstance(event, FunctionToolCallEvent):
+        part = event.part
+        hub.emit(session_id, events.ToolCallStarted(run_id, part.tool_call_id, part.tool_name, _args(part)))
+    elif isinstance(event, FunctionToolResultEvent):
+        result = event.result
+        content = result.content if isinstance(result, ToolReturnPart) else result.model_response()
+        hub.emit(
+            session_id,
+            events.ToolCallFinished(run_id, result.tool_call_id, result.tool_name, _jsonable(content)),
+        )
+
+
+def _text(handle: RunHandle, session_id: uuid.UUID, delta: str) -> None:
+    handle.text += delta
+    handle.index += 1
+    runtime.current().hub.emit(session_id, events.TextDelta(handle.run.id, handle.index, delta))
+
+
+def _args(part: Any) -> Any:
+    try:
+        return part.args_as_dict()
+    except Exception:
+        return part.args
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return str(value)
+
+
+async def _finish(
+    handle: RunHandle,
+    session_id: uuid.UUID,
+    status: RunStatus,
+    error: tuple[str, str] | None,
+    usage: RunUsage | None,
+    progress: _Progress | None,
+) -> None:
+    cost = usage.cost if usage is not None else None
+    async with acquire() as conn:
+        await conn.execute(
+            """UPDATE runs SET status = $2, finished_at = now(), requests = $3, input_tokens = $4,
+                   output_tokens = $5, cost = $6, error_code = $7, error_message = $8, reply_id = $9,
+                   partial_text = ''
+               WHERE id = $1 AND status = 'running'""",
+            handle.run.id,
+            status.value,
+            usage.requests if usage else None,
+            usage.input_tokens if usage else None,
+            usage.output_tokens if usage else None,
+            float(cost) if isinstance(cost, Decimal | float | int) else None,
+            error[0] if error else None,
+            error[1] if error else None,
+            progress.reply.id if progress and progress.reply else None,
+        )
+    run = await Run.get(id=handle.run.id)
+    runtime.current().hub.emit(session_id, events.RunFinished(run))
+
+
+def _error_info(exc: BaseException) -> tuple[str, str]:
+    """A code and a message safe to show a client (no secrets, no provider bodies)."""
+    if isinstance(exc, ModelTimeoutError | ModelRequestTimeout | TimeoutError):
+        return "TIMEOUT", "the model did not answer in time"
+    if isinstance(exc, ModelRateLimitError):
+        return "RATE_LIMITED", "the model provider is rate limiting requests; retry later"
+    if isinstance(exc, ModelAuthenticationError):
+        return "PROVIDER_AUTH", "the model provider rejected Parley's credentials"
+    if isinstance(exc, ModelHTTPError):
+        return "PROVIDER_ERROR", f"the model provider answered HTTP {exc.status_code}"
+    if isinstance(exc, ModelConnectionError):
+        return "PROVIDER_UNREACHABLE", "the model provider could not be reached or the stream broke"
+    if isinstance(exc, ModelAPIError):
+        return "PROVIDER_ERROR", "the model provider failed"
+    if isinstance(exc, UsageLimitExceeded):
+        return "USAGE_LIMIT", "the reply exceeded its usage limits"
+    if isinstance(exc, UnexpectedModelBehavior):
+        return "MODEL_ERROR", "the model answered in an unexpected way"
+    if isinstance(exc, UserError):
+        return "MODEL_CONFIG", "the agent's model is not usable: check its model string and provider settings"
+    return "INTERNAL_SERVER_ERROR", "the reply failed unexpectedly"
+
+
+# --- memory tools ---------------------------------------------------------------------------
+
+
+def _memory_tools(user_id: uuid.UUID, session_id: uuid.UUID) -> FunctionToolset[Any]:
+    async def save_memory(key: str, value: Any, scope: Literal["user", "session"] = "user") -> str:
+        """Remember a fact. scope "user": for all of this user's sessions; "session": this one only."""
+        try:
+            limits.json_value(value, "value")
+            key = key.strip()
+            if not key or len(key) > 200:
+                return "not saved: the key must have 1 to 200 characters"
+        except BadInput as exc:
+            return f"not saved: {exc.message}"
+        await memory.upsert(user_id, session_id if scope == "session" else None, key, value)
+        return f"saved {key!r} ({scope})"
+
+    async def delete_memory(key: str, scope: Literal["user", "session"] = "user") -> str:
+        """Forget a fact saved with save_memory."""
+        removed = await memory.remove(user_id, session_id if scope == "session" else None, key.strip())
+        return f"deleted {key!r} ({scope})" if removed else f"nothing saved under {key!r} ({scope})"
+
+    return FunctionToolset([save_memory, delete_memory])
+
+
+def _memory_instructions(user_id: uuid.UUID, session_id: uuid.UUID) -> Any:
+    async def remembered(ctx: RunContext[Any]) -> str:
+        entries = await memory.entries_for_model(user_id, session_id)
+        if not entries:
+            return "You remember nothing yet. Use save_memory to remember facts worth keeping."
+        lines = [
+            f"- {e.key} ({'user' if e.scope == MemoryScope.USER else 'session'}): "
+            f"{json.dumps(e.value, ensure_ascii=False)}"
+            for e in entries
+        ]
+        return "What you remember (save_memory / delete_memory change it):\n" + "\n".join(lines)
+
+    return remembered
+
+
+# --- cancel and delete ----------------------------------------------------------------------
 
 
 async def cancel_run(user: User, run_id: uuid.UUID) -> Run:
+    """Stop a running reply wherever it runs; return the run once it has ended."""
     run = await find_run(user, run_id)
     if run is None:
         raise NotFound.of("run", run_id)
-    raise ParleyError("cancelRun is not available yet")
+    if run.status != RunStatus.RUNNING:
+        return run
+    rt = runtime.current()
+    handle = rt.handles.get(run.id)
+    if handle is not None:
+        handle.cancel("user")
+    else:
+        async with acquire() as conn:
+            await conn.execute("SELECT pg_notify($1, $2)", runtime.CANCEL_CHANNEL, str(run.id))
+    try:
+        return await asyncio.wait_for(wait_finished(run, handle), CANCEL_WAIT_S)
+    except TimeoutError:
+        return await Run.get(id=run.id)
 
 
 async def delete_session(user: User, session_id: uuid.UUID) -> bool:
+    """Delete a session with its messages, runs and memory, cancelling a running reply first."""
     session = await require_session(user, session_id)
+    active = await Run.get_or_none(session_id=session.id, status=RunStatus.RUNNING)
+    if active is not None:
+        await cancel_run(user, active.id)
     deleted = await Session.filter(id=session.id).delete()
     return deleted > 0
+
+
+__all__ = [
+    "RunHandle",
+    "TurnResult",
+    "cancel_run",
+    "delete_session",
+    "find_run",
+    "send_message",
+    "start_turn",
+]

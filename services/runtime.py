@@ -1,13 +1,133 @@
-"""Per-process runtime: liveness lock, crash recovery (filled in by the runs work)."""
+"""The per-process runtime: liveness lock, cancel signals, running replies, crash recovery.
+
+Each process holds a session-level advisory lock (its ``owner_key``) on one dedicated
+connection for its whole life. A RUNNING run whose owner key is not held belongs to a dead
+process: it is marked FAILED/INTERRUPTED at start and whenever its session is next used.
+The same connection LISTENs for cancel requests from other processes.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
+import asyncpg
+
+from services import llm
+from services.database import acquire, asyncpg_dsn
+from services.hub import Hub
 from services.settings import Settings
+from services.transcript import ALIVE_SQL
+
+log = logging.getLogger("parley.runtime")
+
+CANCEL_CHANNEL = "parley_cancel"
+
+
+class Runtime:
+    def __init__(self, database_url: str, settings: Settings) -> None:
+        self.dsn = asyncpg_dsn(database_url)
+        self.settings = settings
+        self.owner_key = secrets.randbits(62)
+        self.hub = Hub()
+        self.handles: dict[uuid.UUID, Any] = {}  # run id → runs.RunHandle
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._conn: asyncpg.Connection | None = None
+        self._closing = False
+        self._reconnecting: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._connect()
+        count = await recover_interrupted()
+        if count:
+            log.warning("marked %d runs of stopped processes as INTERRUPTED", count)
+
+    async def _connect(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        await conn.execute("SELECT pg_advisory_lock($1)", self.owner_key)
+        await conn.add_listener(CANCEL_CHANNEL, self._on_cancel)
+        conn.add_termination_listener(self._on_lost)
+        self._conn = conn
+
+    def _on_lost(self, _conn: object) -> None:
+        if not self._closing and self._reconnecting is None:
+            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = 0.1
+        try:
+            while not self._closing:
+                try:
+                    await self._connect()
+                    log.info("runtime connection re-established")
+                    return
+                except (OSError, asyncpg.PostgresError) as exc:
+                    log.warning("runtime connection lost, retrying in %.1fs: %s", delay, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            self._reconnecting = None
+
+    def _on_cancel(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            run_id = uuid.UUID(payload)
+        except ValueError:
+            return
+        handle = self.handles.get(run_id)
+        if handle is not None:
+            handle.cancel("user")
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self) -> None:
+        self._closing = True
+        for handle in list(self.handles.values()):
+            handle.cancel("shutdown")
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+        if self._conn is not None and not self._conn.is_closed():
+            await self._conn.close()
+
+
+async def recover_interrupted() -> int:
+    async with acquire() as conn:
+        result = await conn.execute(
+            f"""UPDATE runs SET status = 'failed', finished_at = now(), error_code = 'INTERRUPTED',
+                   error_message = 'the server process running this reply stopped before it finished'
+               WHERE status = 'running' AND NOT {ALIVE_SQL.format(key="runs.owner_key")}"""
+        )
+    return int(result.split()[-1])
+
+
+_current: Runtime | None = None
+
+
+def current() -> Runtime:
+    if _current is None:
+        raise RuntimeError("the Parley runtime is not running (start the app's lifespan)")
+    return _current
 
 
 @contextlib.asynccontextmanager
-async def running(database_url: str, settings: Settings) -> AsyncIterator[None]:
-    yield
+async def running(database_url: str, settings: Settings) -> AsyncIterator[Runtime]:
+    global _current
+    llm.load_plugins(settings.plugins)
+    runtime = Runtime(database_url, settings)
+    await runtime.start()
+    _current = runtime
+    try:
+        yield runtime
+    finally:
+        _current = None
+        await runtime.close()

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     max_page_size: int = 100
     run_timeout_s: float = Field(default=300.0, gt=0, validation_alias="PARLEY_RUN_TIMEOUT")
     log_level: str = Field(default="info", validation_alias="PARLEY_LOG_LEVEL")
+    # Modules imported at start that may register extra models (services.llm.register_model):
+    # how tests script models inside server processes, and a hook for custom models.
+    plugins: str | None = Field(default=None, validation_alias="PARLEY_PLUGINS")
 
     @property
     def origins(self) -> list[str]:

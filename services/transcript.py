@@ -23,6 +23,11 @@ COLUMNS = (
     "part_group, created_at"
 )
 
+# A process is alive while it holds its advisory lock (see services/runtime.py).
+ALIVE_SQL = """EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
+    AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND ((l.classid::bigint << 32) | l.objid::bigint) = {key})"""
+
 
 def message_from_record(rec: asyncpg.Record | dict[str, Any]) -> Message:
     """A Message model from a raw row (no extra query)."""
@@ -56,13 +61,7 @@ async def lock_idle_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> 
 
 
 async def owner_alive(conn: asyncpg.Connection, owner_key: int) -> bool:
-    return bool(
-        await conn.fetchval(
-            """SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
-                 AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1)""",
-            owner_key,
-        )
-    )
+    return bool(await conn.fetchval("SELECT " + ALIVE_SQL.format(key="$1"), owner_key))
 
 
 async def mark_interrupted(conn: asyncpg.Connection, run_ids: list[uuid.UUID]) -> None:
