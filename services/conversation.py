@@ -161,23 +161,19 @@ def to_history(rows: list[StoredRow]) -> list[ModelMessage]:
 
 
 def window(rows: list[StoredRow], limit: int) -> list[StoredRow]:
-    """The last ``limit`` rows, never opening on a tool return cut from its call.
+    """At most ``limit`` of the newest rows, opening on a user turn; older SYSTEM rows are kept.
 
-    ``rows`` are the newest rows in order (possibly a few more than ``limit``); SYSTEM rows
-    older than the window are kept by the caller.
+    Opening on a USER row (when the window has one) means no tool return is ever sent without
+    its call, no merged request is split, and every provider accepts the first message.
     """
-    if len(rows) <= limit:
-        chosen = rows
-    else:
-        chosen = rows[-limit:]
-    # Never start on a tool return (its call is outside) nor in the middle of a merged request.
-    start = 0
-    while start < len(chosen) and (
-        chosen[start].role is Role.TOOL
-        or (chosen[start].part_group is not None and chosen[start].part_group != chosen[start].sequence)
-    ):
-        start += 1
-    return chosen[start:]
+    recent = rows[-limit:] if limit > 0 else []
+    start = next((i for i, r in enumerate(recent) if r.role is Role.USER), None)
+    if start is None:
+        start = next((i for i, r in enumerate(recent) if r.role is not Role.TOOL), len(recent))
+    chosen = recent[start:]
+    first = chosen[0].sequence if chosen else None
+    kept_system = [r for r in rows if r.role is Role.SYSTEM and (first is None or r.sequence < first)]
+    return kept_system + chosen
 
 
 # --- OpenAI-style turns recorded with addMessages -------------------------------------------

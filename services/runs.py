@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import asyncpg
 from pydantic_ai import Agent as PydanticAgent
-from pydantic_ai import CancellationToken, RunContext
+from pydantic_ai import AgentRunResultEvent, CancellationToken, RunContext
 from pydantic_ai.exceptions import (
     ModelAPIError,
     ModelAuthenticationError,
@@ -263,7 +263,7 @@ async def _execute(
                 elif isinstance(event, PartStartEvent) and progress.persisted > 0:
                     await _persist(progress, run, stream.all_messages(), ModelRequest, started)
                 _relay(handle, session.id, event)
-                if hasattr(event, "result"):
+                if isinstance(event, AgentRunResultEvent):
                     result = event.result
                     usage = result.usage
                     await _persist(progress, run, result.all_messages(), None, started)
@@ -375,7 +375,7 @@ def _relay(handle: RunHandle, session_id: uuid.UUID, event: AgentStreamEvent | A
         part = event.part
         hub.emit(session_id, events.ToolCallStarted(run_id, part.tool_call_id, part.tool_name, _args(part)))
     elif isinstance(event, FunctionToolResultEvent):
-        result = event.result
+        result = event.part
         content = result.content if isinstance(result, ToolReturnPart) else result.model_response()
         hub.emit(
             session_id,
