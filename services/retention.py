@@ -1,10 +1,157 @@
-"""Deleting inactive sessions."""
+"""Deleting inactive sessions: on demand (admin mutation, CLI) and periodically in the background.
+
+A session is inactive for N days when its ``last_activity_at`` is older than ``now() - N days``.
+It goes with its messages, runs and SESSION-scoped memory. Sessions with a RUNNING run are kept.
+
+Deletion works in batches of :data:`BATCH_SIZE` sessions, each in its own short transaction
+(rows picked with ``FOR UPDATE SKIP LOCKED``), so no table is locked for long and a session
+being written to right now is skipped rather than waited for.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+
 from models import User
-from services.errors import ParleyError
+from services.database import acquire
+from services.errors import BadInput, Forbidden
+from services.settings import Settings
+
+log = logging.getLogger("parley.retention")
+
+BATCH_SIZE = 200
+MAX_DAYS = 36500
+# pg_try_advisory_lock(int, int) keys: the two-int form cannot clash with the bigint keys
+# used elsewhere (run owners, migrations).
+LOCK_CLASS = 0x504C5259  # "PLRY"
+LOCK_RETENTION = 1
+
+_PICK_SQL = """
+SELECT s.id FROM sessions s
+WHERE s.last_activity_at < now() - make_interval(days => $1::int)
+  AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.session_id = s.id AND r.status = 'running')
+ORDER BY s.last_activity_at
+LIMIT $2
+FOR UPDATE OF s SKIP LOCKED
+"""
+
+
+def check_days(days: int) -> int:
+    if not 1 <= days <= MAX_DAYS:
+        raise BadInput(f"inactiveDays must be between 1 and {MAX_DAYS}")
+    return days
+
+
+async def cleanup(inactive_days: int, batch_size: int = BATCH_SIZE) -> int:
+    """Delete sessions with no activity for ``inactive_days`` days; return how many went."""
+    check_days(inactive_days)
+    async with acquire() as conn:
+        return await _cleanup_on(conn, inactive_days, batch_size)
+
+
+async def _cleanup_on(conn: asyncpg.Connection, inactive_days: int, batch_size: int = BATCH_SIZE) -> int:
+    total = 0
+    while True:
+        deleted = await _delete_batch(conn, inactive_days, batch_size)
+        total += deleted
+        if deleted < batch_size:
+            return total
+
+
+async def _delete_batch(conn: asyncpg.Connection, inactive_days: int, batch_size: int) -> int:
+    async with conn.transaction():
+        ids: list[uuid.UUID] = [r["id"] for r in await conn.fetch(_PICK_SQL, inactive_days, batch_size)]
+        if not ids:
+            return 0
+        # Children first (explicitly, the cascades then find nothing left), then the sessions.
+        await conn.execute("DELETE FROM messages WHERE session_id = ANY($1::uuid[])", ids)
+        await conn.execute("DELETE FROM runs WHERE session_id = ANY($1::uuid[])", ids)
+        await conn.execute("DELETE FROM memory_entries WHERE session_id = ANY($1::uuid[])", ids)
+        status = await conn.execute("DELETE FROM sessions WHERE id = ANY($1::uuid[])", ids)
+    return int(status.split()[-1])
 
 
 async def cleanup_as(user: User, inactive_days: int) -> int:
-    raise ParleyError("cleanupSessions is not available yet")
+    """``cleanupSessions``: admins only."""
+    if not user.is_admin:
+        raise Forbidden("only admins may clean up sessions")
+    return await cleanup(inactive_days)
+
+
+@dataclass
+class Sweeper:
+    """What the background task has done so far (observable by tests and operators)."""
+
+    sweeps: int = 0  # sweeps this process ran (it held the lock)
+    skipped: int = 0  # attempts while another process held the lock
+    failures: int = 0
+    deleted: int = 0
+
+
+async def sweep_once(inactive_days: int, state: Sweeper | None = None) -> int | None:
+    """One sweep under the group-wide advisory lock; ``None`` when another process holds it."""
+    check_days(inactive_days)
+    state = state if state is not None else Sweeper()
+    # One connection for the whole sweep: it holds the session-level lock and runs the batches.
+    async with acquire() as conn:
+        got = await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", LOCK_CLASS, LOCK_RETENTION)
+        if not got:
+            state.skipped += 1
+            return None
+        try:
+            deleted = await _cleanup_on(conn, inactive_days)
+        finally:
+            # Also released if this fails: asyncpg's pool resets a connection it takes back
+            # (pg_advisory_unlock_all), and a broken connection takes its locks with it.
+            await conn.execute("SELECT pg_advisory_unlock($1, $2)", LOCK_CLASS, LOCK_RETENTION)
+    state.sweeps += 1
+    state.deleted += deleted
+    if deleted:
+        log.info("retention: deleted %d sessions inactive for %d days", deleted, inactive_days)
+    return deleted
+
+
+async def _loop(days: int, interval: float, state: Sweeper) -> None:
+    while True:
+        try:
+            await sweep_once(days, state)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            state.failures += 1
+            log.exception("retention sweep failed; retrying in %.0f s", interval)
+        await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def background(settings: Settings) -> AsyncIterator[Sweeper]:
+    """While open, delete sessions inactive for ``settings.retention_days`` every
+    ``settings.retention_interval_s`` seconds (first sweep at once). Does nothing when
+    ``retention_days`` is unset. Needs the database open (Tortoise initialised).
+
+    Every process may run this; a sweep takes a PostgreSQL advisory lock first and is skipped
+    when another process of the group is sweeping.
+    """
+    state = Sweeper()
+    if settings.retention_days is None:
+        yield state
+        return
+    days = check_days(settings.retention_days)
+    task = asyncio.create_task(_loop(days, settings.retention_interval_s, state), name="parley-retention")
+    try:
+        yield state
+    finally:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # we are being cancelled ourselves: do not swallow it
