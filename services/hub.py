@@ -1,62 +1,97 @@
 """In-process fan-out of agent events to the watchers of a session.
 
-A watcher's queue is bounded: a subscriber that falls too far behind is dropped (its stream
-ends; it can resume with ``afterSequence``) and never slows the run or other watchers.
+A watcher's queue is bounded: text deltas that pile up are merged into one, and a watcher
+that still falls too far behind is dropped (its stream ends; it can resume with
+``afterSequence``). Neither ever slows the run or the other watchers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict
-from collections.abc import Iterator
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from services.events import AgentEvent, TextDelta
+from services.events import AgentEvent, MessageAdded, RunFinished, RunStarted, TextDelta
 
-QUEUE_LIMIT = 1000
+QUEUE_LIMIT = 2000
 
 
-class Dropped(Exception):
-    """The watcher fell too far behind and was dropped."""
+class Resync:
+    """Queued after the cross-process listener reconnected: events may have been missed."""
 
 
 class Watcher:
-    def __init__(self, session_id: uuid.UUID) -> None:
+    def __init__(self, session_id: uuid.UUID, *, hold: bool) -> None:
         self.session_id = session_id
-        self.queue: asyncio.Queue[AgentEvent | None] = asyncio.Queue()
+        self._items: deque[AgentEvent | Resync] = deque()
+        self._ready = asyncio.Event()
         self.dropped = False
+        # While held (a joining watcher taking its snapshot) deltas are not merged, so no
+        # queued delta straddles the snapshot's index.
+        self.hold = hold
+        self._tail_mergeable = False
 
-    def put(self, event: AgentEvent) -> None:
+    def put(self, event: AgentEvent | Resync) -> None:
         if self.dropped:
             return
-        if isinstance(event, TextDelta) and self.queue.qsize():
-            # Coalesce with a delta still waiting in the queue: fewer, larger events.
-            tail = self.queue._queue[-1]  # type: ignore[attr-defined]
-            if isinstance(tail, TextDelta) and tail.run_id == event.run_id:
+        if isinstance(event, TextDelta):
+            tail = self._items[-1] if self._items else None
+            if (
+                self._tail_mergeable
+                and isinstance(tail, TextDelta)
+                and tail.run_id == event.run_id
+                and not self.hold
+            ):
                 tail.delta += event.delta
                 tail.index = event.index
                 return
-        if self.queue.qsize() >= QUEUE_LIMIT:
+            event = TextDelta(event.run_id, event.index, event.delta)  # ours to merge into
+            self._tail_mergeable = not self.hold
+        else:
+            self._tail_mergeable = False
+        if len(self._items) >= QUEUE_LIMIT:
             self.dropped = True
-            self.queue.put_nowait(None)
-            return
-        self.queue.put_nowait(event)
+            self._items.clear()
+        else:
+            self._items.append(event)
+        self._ready.set()
 
-    async def get(self) -> AgentEvent:
-        event = await self.queue.get()
-        if event is None:
-            raise Dropped()
-        return event
+    def release(self) -> None:
+        self.hold = False
+
+    async def get(self) -> AgentEvent | Resync | None:
+        """The next event; None once the watcher was dropped for falling behind."""
+        while not self._items:
+            if self.dropped:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        if not self._items:
+            return None
+        item = self._items.popleft()
+        if not self._items:
+            self._tail_mergeable = False
+        return item
+
+
+def run_of(event: AgentEvent) -> uuid.UUID | None:
+    if isinstance(event, RunStarted | RunFinished):
+        return event.run.id
+    if isinstance(event, MessageAdded):
+        return event.message.run_id
+    return getattr(event, "run_id", None)
 
 
 class Hub:
     def __init__(self) -> None:
         self._watchers: dict[uuid.UUID, set[Watcher]] = defaultdict(set)
+        self.publish: Callable[[uuid.UUID, uuid.UUID, AgentEvent], None] | None = None
 
     @contextmanager
-    def watch(self, session_id: uuid.UUID) -> Iterator[Watcher]:
-        watcher = Watcher(session_id)
+    def watch(self, session_id: uuid.UUID, *, hold: bool = False) -> Iterator[Watcher]:
+        watcher = Watcher(session_id, hold=hold)
         self._watchers[session_id].add(watcher)
         try:
             yield watcher
@@ -68,15 +103,18 @@ class Hub:
                     del self._watchers[session_id]
 
     def emit(self, session_id: uuid.UUID, event: AgentEvent) -> None:
+        """An event of a run of this process: to local watchers and to other processes."""
+        self.deliver(session_id, event)
+        run_id = run_of(event)
+        if self.publish is not None and run_id is not None:
+            self.publish(session_id, run_id, event)
+
+    def deliver(self, session_id: uuid.UUID, event: AgentEvent | Resync) -> None:
         for watcher in tuple(self._watchers.get(session_id, ())):
-            watcher.put(_copy(event))
+            watcher.put(event)
 
     def watched(self, session_id: uuid.UUID) -> bool:
         return bool(self._watchers.get(session_id))
 
-
-def _copy(event: AgentEvent) -> AgentEvent:
-    # Deltas are coalesced in place per watcher, so each watcher gets its own object.
-    if isinstance(event, TextDelta):
-        return TextDelta(event.run_id, event.index, event.delta)
-    return event
+    def sessions(self) -> list[uuid.UUID]:
+        return list(self._watchers)

@@ -158,6 +158,11 @@ async def start_turn(
             )
         except asyncpg.UniqueViolationError as exc:
             raise RunInProgress() from exc
+        # Finished runs' streamed text is no longer needed for snapshots.
+        await conn.execute(
+            "UPDATE runs SET partial_text = '' WHERE session_id = $1 AND status <> 'running' AND partial_text <> ''",
+            session.id,
+        )
         draft = RowDraft(
             role=Role.USER,
             content=content,
@@ -412,12 +417,12 @@ async def _finish(
     usage: RunUsage | None,
     progress: _Progress | None,
 ) -> None:
+    rt = runtime.current()
     cost = usage.cost if usage is not None else None
-    async with acquire() as conn:
+    async with acquire() as conn, conn.transaction():
         await conn.execute(
             """UPDATE runs SET status = $2, finished_at = now(), requests = $3, input_tokens = $4,
-                   output_tokens = $5, cost = $6, error_code = $7, error_message = $8, reply_id = $9,
-                   partial_text = ''
+                   output_tokens = $5, cost = $6, error_code = $7, error_message = $8, reply_id = $9
                WHERE id = $1 AND status = 'running'""",
             handle.run.id,
             status.value,
@@ -429,8 +434,11 @@ async def _finish(
             error[1] if error else None,
             progress.reply.id if progress and progress.reply else None,
         )
+        # Other processes learn of the end in the same commit as the final status.
+        rt.fanout.publish(session_id, handle.run.id, events.RunFinished(handle.run))
+        await rt.fanout.flush(handle.run.id, conn, final=True)
     run = await Run.get(id=handle.run.id)
-    runtime.current().hub.emit(session_id, events.RunFinished(run))
+    rt.hub.deliver(session_id, events.RunFinished(run))
 
 
 def _error_info(exc: BaseException) -> tuple[str, str]:

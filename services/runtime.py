@@ -18,9 +18,9 @@ from typing import Any
 
 import asyncpg
 
-from services import llm
+from services import fanout, llm
 from services.database import acquire, asyncpg_dsn
-from services.hub import Hub
+from services.hub import Hub, Resync
 from services.settings import Settings
 from services.transcript import ALIVE_SQL
 
@@ -35,6 +35,9 @@ class Runtime:
         self.settings = settings
         self.owner_key = secrets.randbits(62)
         self.hub = Hub()
+        self.fanout = fanout.Fanout(self.owner_key, self.hub.deliver)
+        self.fanout.watched = self.hub.watched
+        self.hub.publish = self.fanout.publish
         self.handles: dict[uuid.UUID, Any] = {}  # run id → runs.RunHandle
         self._tasks: set[asyncio.Task[Any]] = set()
         self._conn: asyncpg.Connection | None = None
@@ -51,6 +54,7 @@ class Runtime:
         conn = await asyncpg.connect(self.dsn)
         await conn.execute("SELECT pg_advisory_lock($1)", self.owner_key)
         await conn.add_listener(CANCEL_CHANNEL, self._on_cancel)
+        await conn.add_listener(fanout.CHANNEL, self._on_event)
         conn.add_termination_listener(self._on_lost)
         self._conn = conn
 
@@ -65,6 +69,9 @@ class Runtime:
                 try:
                     await self._connect()
                     log.info("runtime connection re-established")
+                    # Notifications sent while we were away are lost: watchers catch up from the DB.
+                    for session_id in self.hub.sessions():
+                        self.hub.deliver(session_id, Resync())
                     return
                 except (OSError, asyncpg.PostgresError) as exc:
                     log.warning("runtime connection lost, retrying in %.1fs: %s", delay, exc)
@@ -81,6 +88,9 @@ class Runtime:
         handle = self.handles.get(run_id)
         if handle is not None:
             handle.cancel("user")
+
+    def _on_event(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self.fanout.on_notify(payload)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)

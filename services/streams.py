@@ -1,29 +1,218 @@
-"""Live agent events for subscriptions (chat, sessionEvents)."""
+"""Live agent events for subscriptions: ``chat`` and ``sessionEvents``.
+
+A watcher registers with the process's hub *before* it reads anything, then replays and
+snapshots from the database, dropping live events it already covered: no gap, no duplicate.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from models import User
+from models import Message, Run, RunStatus, User
+from services import events, runs, runtime
 from services.errors import ParleyError
-from services.events import AgentEvent
+from services.hub import Resync, Watcher, run_of
+from services.sessions import require_session
+
+REPLAY_PAGE = 500
 
 
-class NotYetAvailable(ParleyError):
-    code = "NOT_IMPLEMENTED"
+class SubscriberTooSlow(ParleyError):
+    """The subscriber fell too far behind the events; resume with ``afterSequence``."""
+
+    code = "SUBSCRIBER_TOO_SLOW"
 
 
-async def chat(
-    user: User, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
-) -> AsyncIterator[AgentEvent]:
-    raise NotYetAvailable("chat streaming is not available yet")
-    yield  # pragma: no cover
+@dataclass
+class _Cursor:
+    """What a watcher has already given its client."""
+
+    session_id: uuid.UUID
+    last_sequence: int = 0
+    announced: set[uuid.UUID] = field(default_factory=set)  # runs whose RunStarted was sent
+    text_index: dict[uuid.UUID, int] = field(default_factory=dict)
+    finished: set[uuid.UUID] = field(default_factory=set)
+
+    def admit(self, event: events.AgentEvent) -> bool:
+        """Whether a live event is new to this client (and note it)."""
+        if isinstance(event, events.MessageAdded):
+            if event.message.sequence <= self.last_sequence:
+                return False
+            self.last_sequence = event.message.sequence
+            return True
+        run_id = run_of(event)
+        if isinstance(event, events.RunStarted):
+            if event.run.id in self.announced:
+                return False
+            self.announced.add(event.run.id)
+            return True
+        if isinstance(event, events.RunFinished):
+            if event.run.id in self.finished:
+                return False
+            self.finished.add(event.run.id)
+            return True
+        if run_id not in self.announced or run_id in self.finished:
+            return False  # the client never saw this run start: its messages will carry the text
+        if isinstance(event, events.TextDelta | events.TextSnapshot):
+            if event.index <= self.text_index.get(run_id, 0):
+                return False
+            self.text_index[run_id] = event.index
+        return True
+
+
+async def _replay(cursor: _Cursor, after: int) -> AsyncIterator[events.AgentEvent]:
+    while True:
+        rows = (
+            await Message.filter(session_id=cursor.session_id, sequence__gt=after)
+            .order_by("sequence")
+            .limit(REPLAY_PAGE)
+        )
+        for message in rows:
+            event = events.MessageAdded(message)
+            if cursor.admit(event):
+                yield event
+        if len(rows) < REPLAY_PAGE:
+            return
+        after = rows[-1].sequence
+
+
+def _local_snapshots(session_id: uuid.UUID) -> dict[uuid.UUID, tuple[Run, int, str]]:
+    """Snapshots of this process's running replies, read with no await after registering."""
+    return {
+        h.run.id: (h.run, h.index, h.text)
+        for h in runtime.current().handles.values()
+        if h.run.session_id == session_id
+    }
+
+
+async def _join_running(
+    cursor: _Cursor, local: dict[uuid.UUID, tuple[Run, int, str]], only_run: uuid.UUID | None = None
+) -> AsyncIterator[events.AgentEvent]:
+    """RunStarted + TextSnapshot for the session's running reply."""
+    query = Run.filter(session_id=cursor.session_id, status=RunStatus.RUNNING)
+    if only_run is not None:
+        query = query.filter(id=only_run)
+    for run in await query:
+        if run.id in local:
+            _, index, text = local[run.id]
+        else:  # another process runs it: its flushed text and index commit together
+            index, text = run.partial_index, run.partial_text
+        started = events.RunStarted(run)
+        if cursor.admit(started):
+            yield started
+        if index > cursor.text_index.get(run.id, 0):
+            cursor.text_index[run.id] = index
+            yield events.TextSnapshot(run.id, index, text)
+
+
+async def _resync(cursor: _Cursor, only_run: uuid.UUID | None = None) -> AsyncIterator[events.AgentEvent]:
+    """After missed notifications: persisted messages, ended runs and running text from the DB."""
+    async for event in _replay(cursor, cursor.last_sequence):
+        if only_run is None or event.message.run_id == only_run:
+            yield event
+    for run_id in list(cursor.announced - cursor.finished):
+        if only_run is not None and run_id != only_run:
+            continue
+        run = await Run.get_or_none(id=run_id)
+        if run is not None and run.status != RunStatus.RUNNING:
+            finished = events.RunFinished(run)
+            if cursor.admit(finished):
+                yield finished
+    async for event in _join_running(cursor, {}, only_run):
+        yield event
+
+
+async def _live(
+    watcher: Watcher, cursor: _Cursor, only_run: uuid.UUID | None = None
+) -> AsyncIterator[events.AgentEvent]:
+    while True:
+        item = await watcher.get()
+        if item is None:
+            raise SubscriberTooSlow("the subscriber fell too far behind; resubscribe with afterSequence")
+        if isinstance(item, Resync):
+            async for event in _resync(cursor, only_run):
+                yield event
+                if only_run is not None and isinstance(event, events.RunFinished):
+                    return
+            continue
+        if only_run is not None and run_of(item) != only_run:
+            continue
+        if cursor.admit(item):
+            yield item
+            if only_run is not None and isinstance(item, events.RunFinished):
+                return
 
 
 async def session_events(
     user: User, session_id: uuid.UUID, after_sequence: int | None
-) -> AsyncIterator[AgentEvent]:
-    raise NotYetAvailable("sessionEvents streaming is not available yet")
-    yield  # pragma: no cover
+) -> AsyncIterator[events.AgentEvent]:
+    session = await require_session(user, session_id)
+    rt = runtime.current()
+    with rt.hub.watch(session.id, hold=True) as watcher:
+        local = _local_snapshots(session.id)
+        cursor = _Cursor(session.id)
+        if after_sequence is not None:
+            async for event in _replay(cursor, after_sequence):
+                yield event
+        else:
+            cursor.last_sequence = await _last_sequence(session.id)
+        async for event in _join_running(cursor, local):
+            yield event
+        watcher.release()
+        async for event in _live(watcher, cursor):
+            yield event
+
+
+async def _last_sequence(session_id: uuid.UUID) -> int:
+    last = await Message.filter(session_id=session_id).order_by("-sequence").first()
+    return last.sequence if last is not None else 0
+
+
+async def chat(
+    user: User, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
+) -> AsyncIterator[events.AgentEvent]:
+    """Send a message and stream its run until RunFinished (the run outlives the client)."""
+    session = await require_session(user, session_id)
+    rt = runtime.current()
+    with rt.hub.watch(session.id, hold=True) as watcher:
+        local = _local_snapshots(session.id)
+        started = await runs.start_turn(user, session.id, content, metadata, idempotency_key)
+        run_id = started.run.id
+        cursor = _Cursor(session.id)
+        if started.created:
+            watcher.release()  # we saw this run from its first event: nothing to dedupe
+        else:
+            async for event in _rejoin(cursor, started.run, local):
+                yield event
+                if isinstance(event, events.RunFinished):
+                    return
+            watcher.release()
+        async for event in _live(watcher, cursor, run_id):
+            yield event
+
+
+async def _rejoin(
+    cursor: _Cursor, run: Run, local: dict[uuid.UUID, tuple[Run, int, str]]
+) -> AsyncIterator[events.AgentEvent]:
+    """An idempotent retry of ``chat``: the first call's run, as a watcher would see it."""
+    fresh = await Run.get(id=run.id)
+    if fresh.status == RunStatus.RUNNING:
+        started = events.RunStarted(fresh)
+        cursor.admit(started)
+        yield started
+        for message in await runs.run_messages(fresh):
+            event = events.MessageAdded(message)
+            if cursor.admit(event):
+                yield event
+        async for event in _join_running(cursor, local, fresh.id):
+            yield event
+        return
+    cursor.admit(events.RunStarted(fresh))
+    yield events.RunStarted(fresh)
+    for message in await runs.run_messages(fresh):
+        if cursor.admit(events.MessageAdded(message)):
+            yield events.MessageAdded(message)
+    yield events.RunFinished(fresh)
