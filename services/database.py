@@ -65,7 +65,14 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
 
 
 async def open_database(database_url: str, pool_size: int = 20) -> None:
-    await Tortoise.init(config=tortoise_config(database_url, pool_size))
+    # uvicorn runs the lifespan in its own task: requests must reach this context too. Only
+    # one context can be the global fallback (a second app in one process uses its own).
+    from tortoise import context
+
+    await Tortoise.init(
+        config=tortoise_config(database_url, pool_size),
+        _enable_global_fallback=context._global_context is None,
+    )
 
 
 async def close_database() -> None:
