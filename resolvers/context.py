@@ -66,6 +66,7 @@ class Context:
         self.settings = settings
         self.request = request
         self.authorization = authorization
+        self.connection_params: Any = None  # set by strawberry from the WebSocket connection_init
         self._user: User | None = None
         self.loaders = Loaders(None)
 

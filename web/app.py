@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -19,10 +21,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 
 from resolvers.context import Context
 from schema.build import build_schema
+from schema.errors import with_code
 from services import agents, database, runtime, users
 from services.errors import ParleyError
 from services.settings import Settings, get_settings
@@ -42,12 +47,34 @@ class ParleyGraphQL(GraphQL):
             allow_queries_via_get=False,
             keep_alive=True,  # pings keep idle proxies from closing quiet sockets
             keep_alive_interval=15,
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, "graphql-sse"),
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
             connection_init_wait_timeout=timedelta(seconds=10),
             max_subscriptions_per_connection=20,
             allowed_origins=settings.origins,
         )
         self._page = graphiql_html(STATIC_PREFIX)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """Standard JSON only; nesting too deep for the parser is a bad request, not a crash."""
+        try:
+            return json.loads(data, parse_constant=_reject_constant)
+        except (RecursionError, ValueError) as exc:
+            if isinstance(exc, json.JSONDecodeError):
+                raise
+            raise json.JSONDecodeError(f"invalid JSON: {type(exc).__name__}", "", 0) from exc
+
+    def parse_json(self, data: str | bytes) -> Any:
+        value = super().parse_json(data)
+        if not isinstance(value, dict | list):  # `null`, `1`, `"x"`: no operation in it
+            raise HTTPException(400, "the request body must be a JSON object")
+        return value
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        # Errors raised outside the operation's extensions (e.g. the database failing while a
+        # token is checked) get their code and masking here.
+        if result.errors:
+            result.errors = [with_code(error) for error in result.errors]
+        return await super().process_result(request, result)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:  # type: ignore[override]
         return Context(self.settings, request.headers.get("authorization"), request)
@@ -66,6 +93,10 @@ class ParleyGraphQL(GraphQL):
         except ParleyError as exc:
             raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) from exc
         return await super().on_ws_connect(context)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 async def healthz(request: Request) -> Response:

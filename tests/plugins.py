@@ -1,0 +1,53 @@
+"""Scripted models for Parley server processes started by the tests (PARLEY_PLUGINS=tests.plugins).
+
+The slow models stand in for a provider that takes time; the tests never sleep to synchronise,
+they wait for events or states they can observe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic_ai.models.function import AgentInfo, DeltaThinkingPart, DeltaToolCall, FunctionModel
+
+from services import llm
+from tests.scripted import last_user_text, tool_returns
+
+
+def _model(name: str, fn: Any) -> None:
+    llm.register_model(name, lambda: FunctionModel(stream_function=fn, model_name=name))
+
+
+async def fast200(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
+    """200 text deltas at once (the streaming benchmark's model)."""
+    for i in range(200):
+        yield f"w{i} "
+
+
+async def slow(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
+    """A long reply at a provider's pace: 'w0 w1 ...', one word every 20 ms (up to 60 s)."""
+    words = (
+        int(last_user_text(messages).split()[-1]) if last_user_text(messages).split()[-1].isdigit() else 3000
+    )
+    for i in range(words):
+        yield f"w{i} "
+        await asyncio.sleep(0.02)
+
+
+async def tools(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
+    """Thinks, saves a memory with a tool, then answers."""
+    if not tool_returns(messages):
+        yield {0: DeltaThinkingPart(content="let me note that")}
+    if not tool_returns(messages):
+        args = '{"key": "topic", "value": "streams", "scope": "session"}'
+        yield {1: DeltaToolCall(name="save_memory", json_args=args, tool_call_id="t1")}
+    else:
+        yield "Saved "
+        yield "it."
+
+
+_model("script:fast200", fast200)
+_model("script:slow", slow)
+_model("script:tools", tools)
