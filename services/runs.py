@@ -134,50 +134,65 @@ async def start_turn(
     session = await require_session(user, session_id)
     agent = await Agent.get(id=session.agent_id)
     rt = runtime.current()
-    async with acquire() as conn, conn.transaction():
-        if idempotency_key is not None:
-            existing = await _by_idempotency_key(conn, session.id, idempotency_key)
-            if existing is not None:
-                return existing
-        await lock_idle_session(conn, session.id)
-        if idempotency_key is not None:  # a concurrent twin may have committed meanwhile
-            existing = await _by_idempotency_key(conn, session.id, idempotency_key)
-            if existing is not None:
-                return existing
-        run_id = uuid.uuid4()
-        try:
+    run_id = uuid.uuid4()
+    try:
+        async with acquire() as conn, conn.transaction():
+            if idempotency_key is not None:
+                existing = await _by_idempotency_key(conn, session.id, idempotency_key)
+                if existing is not None:
+                    return existing
+            await lock_idle_session(conn, session.id)
+            if idempotency_key is not None:  # a concurrent twin may have committed meanwhile
+                existing = await _by_idempotency_key(conn, session.id, idempotency_key)
+                if existing is not None:
+                    return existing
+            try:
+                await conn.execute(
+                    """INSERT INTO runs (id, session_id, status, model, idempotency_key, owner_key, started_at,
+                                         partial_text, partial_index)
+                       VALUES ($1, $2, 'running', $3, $4, $5, now(), '', 0)""",
+                    run_id,
+                    session.id,
+                    agent.model,
+                    idempotency_key,
+                    rt.owner_key,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise RunInProgress() from exc
+            # Finished runs' streamed text is no longer needed for snapshots.
             await conn.execute(
-                """INSERT INTO runs (id, session_id, status, model, idempotency_key, owner_key, started_at,
-                                     partial_text, partial_index)
-                   VALUES ($1, $2, 'running', $3, $4, $5, now(), '', 0)""",
-                run_id,
+                "UPDATE runs SET partial_text = '' WHERE session_id = $1 AND status <> 'running' AND partial_text <> ''",
                 session.id,
-                agent.model,
-                idempotency_key,
-                rt.owner_key,
             )
-        except asyncpg.UniqueViolationError as exc:
-            raise RunInProgress() from exc
-        # Finished runs' streamed text is no longer needed for snapshots.
-        await conn.execute(
-            "UPDATE runs SET partial_text = '' WHERE session_id = $1 AND status <> 'running' AND partial_text <> ''",
-            session.id,
-        )
-        draft = RowDraft(
-            role=Role.USER,
-            content=content,
-            model_message=dump(ModelRequest(parts=[UserPromptPart(content=content)])),
-            metadata=meta,
-        )
-        (user_message,) = await append(conn, session.id, [draft], run_id=run_id)
-        await conn.execute("UPDATE runs SET user_message_id = $2 WHERE id = $1", run_id, user_message.id)
-    run = await Run.get(id=run_id)
-    handle = RunHandle(run=run)
-    rt.handles[run.id] = handle
+            draft = RowDraft(
+                role=Role.USER,
+                content=content,
+                model_message=dump(ModelRequest(parts=[UserPromptPart(content=content)])),
+                metadata=meta,
+            )
+            (user_message,) = await append(conn, session.id, [draft], run_id=run_id)
+            record = await conn.fetchrow(
+                "UPDATE runs SET user_message_id = $2 WHERE id = $1 RETURNING *", run_id, user_message.id
+            )
+            run = _run_from(record)
+            # Known to this process before anyone else can see the run: a cancel cannot miss it.
+            handle = RunHandle(run=run)
+            rt.handles[run.id] = handle
+    except BaseException:
+        rt.handles.pop(run_id, None)
+        raise
     rt.hub.emit(session.id, events.RunStarted(run))
     rt.hub.emit(session.id, events.MessageAdded(user_message))
     rt.spawn(_execute(handle, agent, user.id, session, content, user_message))
     return Started(run=run, user_message=user_message, created=True, handle=handle)
+
+
+def _run_from(record: asyncpg.Record) -> Run:
+    data = {k: record[k] for k in Run._meta.fields_db_projection if k in record}
+    data["status"] = RunStatus(data["status"])
+    run = Run(**data)
+    run._saved_in_db = True
+    return run
 
 
 async def _by_idempotency_key(conn: asyncpg.Connection, session_id: uuid.UUID, key: str) -> Started | None:
@@ -513,17 +528,20 @@ async def cancel_run(user: User, run_id: uuid.UUID) -> Run:
         raise NotFound.of("run", run_id)
     if run.status != RunStatus.RUNNING:
         return run
-    rt = runtime.current()
-    handle = rt.handles.get(run.id)
+    handle = runtime.current().handles.get(run.id)
     if handle is not None:
         handle.cancel("user")
-    else:
+        return await wait_finished(run, handle)
+    # Another process owns it: signal it (again, should a notification be lost) until it ends.
+    deadline = time.monotonic() + CANCEL_WAIT_S
+    while time.monotonic() < deadline:
         async with acquire() as conn:
             await conn.execute("SELECT pg_notify($1, $2)", runtime.CANCEL_CHANNEL, str(run.id))
-    try:
-        return await asyncio.wait_for(wait_finished(run, handle), CANCEL_WAIT_S)
-    except TimeoutError:
-        return await Run.get(id=run.id)
+        try:
+            return await asyncio.wait_for(wait_finished(run, None), 1.0)
+        except TimeoutError:
+            continue
+    return await Run.get(id=run.id)
 
 
 async def delete_session(user: User, session_id: uuid.UUID) -> bool:
