@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import partial
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
@@ -22,6 +24,22 @@ from schema.subscription import Subscription
 from services.settings import Settings
 
 
+class _ParserCache(ParserCache):
+    """ParserCache that leaves a document it cannot parse to Strawberry's own parse step.
+
+    ParserCache parses inside its hook, so a syntax error (or the token/nesting limit)
+    escaped the operation and reached clients without an error code. Parsing again in
+    the operation reports it like any other request error.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        try:
+            yield from super().on_parse()
+        except GraphQLError:
+            self.execution_context.graphql_document = None
+            yield
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     # Factories, not instances: every operation gets its own extension objects.
     extensions: list = [
@@ -29,7 +47,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
         partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
-        partial(ParserCache, maxsize=256),
+        partial(_ParserCache, maxsize=256),
         partial(ValidationCache, maxsize=256),
         Authenticate,
     ]

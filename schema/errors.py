@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 
+import asyncpg
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError, OperationDefinitionNode
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode
 from strawberry.extensions import MaskErrors, SchemaExtension
 from tortoise.exceptions import DBConnectionError
 
@@ -42,7 +43,8 @@ def _introspection_only(ctx: object) -> bool:
     for definition in doc.definitions:
         if isinstance(definition, OperationDefinitionNode):
             for selection in definition.selection_set.selections:
-                if getattr(getattr(selection, "name", None), "value", None) not in INTROSPECTION_FIELDS:
+                # Only plain fields: a top-level fragment (even one named `__schema`) selects data.
+                if not isinstance(selection, FieldNode) or selection.name.value not in INTROSPECTION_FIELDS:
                     return False
     return True
 
@@ -55,13 +57,46 @@ def _code(error: GraphQLError) -> tuple[str, str]:
         return original.code, original.message
     if isinstance(original, DBConnectionError | OSError):
         return ServiceUnavailable.code, "the database cannot be reached right now; retry"
-    if original is None or error.path is None:
+    data_error = _data_error(original)
+    if data_error is not None:
+        # PostgreSQL refused a value (NUL characters, too long for its column, ...): bad input.
+        log.warning("database refused a value in %s: %s", error.path, data_error)
+        return "BAD_USER_INPUT", f"invalid input: {data_error.args[0] if data_error.args else 'refused'}"
+    if original is None or (
+        error.path is None and isinstance(original, GraphQLError | ValueError | TypeError)
+    ):
         # Parsing, validation, variable coercion and limiter errors: the request was wrong.
         return "BAD_USER_INPUT", error.message
     if isinstance(original, ValueError | TypeError) and error.path is not None and _is_input_error(error):
         return "BAD_USER_INPUT", error.message
     log.error("unexpected error in %s", error.path, exc_info=original)
     return "INTERNAL_SERVER_ERROR", "Internal server error"
+
+
+def _data_error(exc: BaseException | None) -> asyncpg.exceptions.DataError | None:
+    """The PostgreSQL data exception (SQLSTATE class 22) behind ``exc``, if any."""
+    for _ in range(10):
+        if exc is None:
+            return None
+        if isinstance(exc, asyncpg.exceptions.DataError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def with_code(error: GraphQLError) -> GraphQLError:
+    """The error as clients see it: an ``extensions.code``, masked when unexpected."""
+    if (error.extensions or {}).get("code"):
+        return error
+    code, message = _code(error)
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={**(error.extensions or {}), "code": code},
+    )
 
 
 def _is_input_error(error: GraphQLError) -> bool:
@@ -72,20 +107,7 @@ class ErrorCodes(MaskErrors):
     """Give every error an ``extensions.code``; mask anything unexpected."""
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        out = []
-        for error in errors:
-            code, message = _code(error)
-            out.append(
-                GraphQLError(
-                    message,
-                    nodes=error.nodes,
-                    source=error.source,
-                    positions=error.positions,
-                    path=error.path,
-                    extensions={**(error.extensions or {}), "code": code},
-                )
-            )
-        return out
+        return [with_code(error) for error in errors]
 
     def on_operation(self) -> Iterator[None]:
         yield from super().on_operation()
