@@ -15,8 +15,8 @@ def json_value(value: Any, what: str, *, require_object: bool = False) -> Any:
     if require_object and not isinstance(value, dict):
         raise BadInput(f"{what} must be a JSON object")
     try:
-        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-    except (TypeError, ValueError) as exc:
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
+    except (TypeError, ValueError, RecursionError) as exc:
         raise BadInput(f"{what} is not valid JSON") from exc
     limit = get_settings().max_state_bytes
     if size > limit:
@@ -24,7 +24,13 @@ def json_value(value: Any, what: str, *, require_object: bool = False) -> Any:
     return value
 
 
+def _no_nul(text: str, what: str) -> None:
+    if "\x00" in text:  # PostgreSQL text cannot hold NUL characters
+        raise BadInput(f"{what} must not contain NUL characters")
+
+
 def content(text: str, what: str = "content", *, allow_empty: bool = False) -> str:
+    _no_nul(text, what)
     if not allow_empty and not text.strip():
         raise BadInput(f"{what} must not be empty")
     limit = get_settings().max_message_chars
@@ -34,6 +40,7 @@ def content(text: str, what: str = "content", *, allow_empty: bool = False) -> s
 
 
 def short_text(text: str, what: str, limit: int = 200) -> str:
+    _no_nul(text, what)
     if len(text) > limit:
         raise BadInput(f"{what} has {len(text)} characters; the limit is {limit}")
     return text

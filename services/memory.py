@@ -21,7 +21,7 @@ def _key(key: str) -> str:
     key = key.strip()
     if not key or len(key) > _MAX_KEY:
         raise BadInput(f"a memory key has 1 to {_MAX_KEY} characters")
-    return key
+    return limits.short_text(key, "key", _MAX_KEY)
 
 
 async def _scope_session(user: User, scope: MemoryScope, session_id: uuid.UUID | None) -> uuid.UUID | None:

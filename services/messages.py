@@ -137,6 +137,10 @@ def _check_incoming(i: int, msg: IncomingMessage) -> None:
     where = f"messages[{i}]"
     limits.content(msg.content, f"{where}.content", allow_empty=True)
     limits.json_value(msg.metadata, f"{where}.metadata", require_object=True)
+    if msg.tool_call_id is not None:
+        limits.short_text(msg.tool_call_id, f"{where}.toolCallId")
+    if msg.tool_name is not None:
+        limits.short_text(msg.tool_name, f"{where}.toolName")
     if msg.role is Role.TOOL:
         if not msg.tool_call_id:
             raise BadInput(f"{where}: a TOOL message needs toolCallId")
@@ -151,6 +155,8 @@ def _check_incoming(i: int, msg: IncomingMessage) -> None:
     for call in msg.tool_calls:
         if not call["id"] or not call["name"]:
             raise BadInput(f"{where}.toolCalls: id and name must not be empty")
+        limits.short_text(call["id"], f"{where}.toolCalls.id")
+        limits.short_text(call["name"], f"{where}.toolCalls.name")
         limits.json_value(call.get("arguments"), f"{where}.toolCalls.arguments")
 
 

@@ -24,7 +24,7 @@ def _hash(token: str) -> str:
 
 def _check_name(name: str) -> str:
     name = name.strip()
-    if not name or len(name) > _MAX_NAME:
+    if not name or len(name) > _MAX_NAME or "\x00" in name:
         raise BadInput(f"a user name must have 1 to {_MAX_NAME} characters")
     return name
 
@@ -106,7 +106,10 @@ async def _user_from_jwt(token: str, settings: Settings) -> User:
             continue
     if claims is None or not isinstance(claims.get("sub"), str):
         raise Unauthenticated("invalid token")
-    name = _check_name(claims["sub"])
+    try:
+        name = _check_name(claims["sub"])
+    except BadInput as exc:
+        raise Unauthenticated("invalid token: its subject is not a valid user name") from exc
     user = await User.get_or_none(name=name)
     if user is None:
         try:
