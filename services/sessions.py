@@ -50,9 +50,11 @@ def title_from(text: str) -> str | None:
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     if len(line) <= TITLE_CHARS:
         return line or None
-    cut = line[: TITLE_CHARS + 1].rsplit(None, 1)[0]
-    if len(cut) > TITLE_CHARS:  # a single word longer than the limit
-        cut = line[:TITLE_CHARS]
+    cut = line[:TITLE_CHARS]
+    if not (cut[-1].isspace() or line[TITLE_CHARS].isspace()):  # inside a word: drop that word
+        words = cut.rsplit(None, 1)
+        if len(words) == 2:  # (a single word longer than the limit is cut hard)
+            cut = words[0]
     return cut.rstrip(" ,;:.-") or line[:TITLE_CHARS]
 
 
@@ -157,7 +159,9 @@ async def update_session(user: User, session_id: uuid.UUID, changes: SessionChan
         session.metadata = limits.json_value(changes.metadata, "metadata", require_object=True)
     if changes.is_active is not None:
         session.is_active = changes.is_active
-    await session.save()
+    # Only these columns: a full save would roll back concurrent changes to the state and
+    # to the message counters (last_sequence), and a reused sequence breaks the next append.
+    await session.save(update_fields=["title", "metadata", "is_active", "updated_at"])
     return session
 
 
