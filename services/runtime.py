@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from services import fanout, llm
+from services import fanout, llm, retention
 from services.database import acquire, asyncpg_dsn
 from services.hub import Hub, Resync
 from services.settings import Settings
@@ -137,7 +137,8 @@ async def running(database_url: str, settings: Settings) -> AsyncIterator[Runtim
     await runtime.start()
     _current = runtime
     try:
-        yield runtime
+        async with retention.background(settings):
+            yield runtime
     finally:
         _current = None
         await runtime.close()
