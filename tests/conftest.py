@@ -110,3 +110,15 @@ async def other(make_api: Any) -> Api:
 @pytest.fixture
 async def admin(make_api: Any) -> Api:
     return await make_api(admin=True)
+
+
+@pytest.fixture
+async def sql(database_url: str) -> AsyncIterator[Any]:
+    """Read the test database directly (to check what is stored, never to set up state)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
+    try:
+        yield conn
+    finally:
+        await conn.close()

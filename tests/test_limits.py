@@ -1,0 +1,287 @@
+"""Limits and malformed requests: always a clear 4xx / BAD_USER_INPUT, never a crash or a leak."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import ADD_MESSAGES, add_messages, create_session, get_session, user
+
+LEAKS = ("Traceback", 'File "', "SELECT ", "INSERT ", "UPDATE ", "asyncpg", "tortoise")
+BIG = "x" * 70_000  # over PARLEY_MAX_STATE_BYTES (65536) once serialized
+
+
+def no_leak(resp: httpx.Response) -> None:
+    assert resp.status_code < 500, resp.text
+    for word in LEAKS:
+        assert word not in resp.text, (word, resp.text[:500])
+
+
+async def codes(api: Any, query: str, variables: dict[str, Any] | None = None) -> list[str]:
+    resp = await api.post(query, variables)
+    no_leak(resp)
+    body = resp.json()
+    assert body.get("errors"), body
+    return [e["extensions"]["code"] for e in body["errors"]]
+
+
+async def test_invalid_uuid(api):
+    assert await api.code("query($id: UUID!) { session(id: $id) { id } }", {"id": "nope"}) == "BAD_USER_INPUT"
+    assert await api.code('{ session(id: "nope") { id } }') == "BAD_USER_INPUT"
+    assert await api.code('{ session(id: "12345678-1234-1234-1234") { id } }') == "BAD_USER_INPUT"
+    assert await api.code("query($id: UUID!) { messages(sessionId: $id) { totalCount } }", {"id": 42}) == (
+        "BAD_USER_INPUT"
+    )
+    assert await api.code('mutation { deleteSession(id: "x") }') == "BAD_USER_INPUT"
+    assert await api.code(
+        'mutation { saveMemory(key: "k", value: 1, scope: SESSION, sessionId: "x") { key } }'
+    ) == ("BAD_USER_INPUT")
+
+
+async def test_content_limits(api):
+    s = await create_session(api)
+    for content in ["", "   ", "x" * 32_001, "nul \x00 inside"]:
+        assert await api.code(ADD_MESSAGES, {"sid": s["id"], "messages": [user(content)]}) == "BAD_USER_INPUT"
+        assert (
+            await api.code(
+                "mutation($sid: UUID!, $c: String!) { sendMessage(sessionId: $sid, content: $c) { run { id } } }",
+                {"sid": s["id"], "c": content},
+            )
+            == "BAD_USER_INPUT"
+        )
+    assert (await get_session(api, s["id"]))["messageCount"] == 0
+
+
+async def test_long_identifiers(api):
+    s = await create_session(api)
+    long = "y" * 201
+    bad_messages = [
+        [{"role": "ASSISTANT", "content": "", "toolCalls": [{"id": long, "name": "f"}]}],
+        [{"role": "ASSISTANT", "content": "", "toolCalls": [{"id": "c", "name": long}]}],
+        [
+            {"role": "ASSISTANT", "content": "", "toolCalls": [{"id": "c", "name": "f"}]},
+            {"role": "TOOL", "content": "r", "toolCallId": "c", "toolName": long},
+        ],
+    ]
+    for messages in bad_messages:
+        assert await api.code(ADD_MESSAGES, {"sid": s["id"], "messages": messages}) == "BAD_USER_INPUT"
+    assert await api.code(
+        "mutation($e: String!) { createSession(input: {externalId: $e}) { id } }", {"e": long}
+    ) == ("BAD_USER_INPUT")
+    assert await api.code(
+        "mutation($t: String!) { createSession(input: {title: $t}) { id } }", {"t": long}
+    ) == ("BAD_USER_INPUT")
+    assert (
+        await api.code("mutation($e: String!) { getOrCreateSession(externalId: $e) { id } }", {"e": long})
+        == "BAD_USER_INPUT"
+    )
+
+
+async def test_nul_characters_anywhere_are_bad_input(api):
+    s = await create_session(api)
+    cases = [
+        ("mutation($v: String!) { createSession(input: {title: $v}) { id } }", {"v": "a\x00b"}),
+        ("mutation($v: JSON!) { createSession(input: {state: $v}) { id } }", {"v": {"k": "a\x00b"}}),
+        ('mutation($v: JSON!) { saveMemory(key: "k", value: $v) { key } }', {"v": "a\x00"}),
+        ("mutation($v: String!) { saveMemory(key: $v, value: 1) { key } }", {"v": "k\x00"}),
+        ("query($v: String!) { session(externalId: $v) { id } }", {"v": "e\x00"}),
+        ("query($v: String!) { agent(name: $v) { id } }", {"v": "a\x00"}),
+        ("query($v: String!) { sessions(filter: {titleContains: $v}) { totalCount } }", {"v": "\x00"}),
+        (
+            "mutation($sid: UUID!, $v: JSON!) { updateSessionState(id: $sid, set: $v) { id } }",
+            {"sid": s["id"], "v": {"a\x00": 1}},
+        ),
+    ]
+    for query, variables in cases:
+        assert await codes(api, query, variables) == ["BAD_USER_INPUT"], query
+    assert (await get_session(api, s["id"]))["stateVersion"] == 0
+
+
+async def test_huge_json_values(api):
+    s = await create_session(api)
+    sid = s["id"]
+    cases = [
+        ("mutation($v: JSON) { createSession(input: {state: $v}) { id } }", {"v": {"big": BIG}}),
+        ("mutation($v: JSON) { createSession(input: {metadata: $v}) { id } }", {"v": {"big": BIG}}),
+        (
+            "mutation($id: UUID!, $v: JSON) { updateSession(id: $id, input: {metadata: $v}) { id } }",
+            {"id": sid, "v": {"b": BIG}},
+        ),
+        (
+            "mutation($id: UUID!, $v: JSON) { updateSessionState(id: $id, set: $v) { id } }",
+            {"id": sid, "v": {"b": BIG}},
+        ),
+        ('mutation($v: JSON!) { saveMemory(key: "k", value: $v) { key } }', {"v": BIG}),
+        (
+            'mutation($id: UUID!, $v: JSON!) { saveMemory(key: "k", value: $v, scope: SESSION, sessionId: $id) { key } }',
+            {"id": sid, "v": [BIG]},
+        ),
+        (ADD_MESSAGES, {"sid": sid, "messages": [{"role": "USER", "content": "x", "metadata": {"b": BIG}}]}),
+        (
+            ADD_MESSAGES,
+            {
+                "sid": sid,
+                "messages": [
+                    {"role": "ASSISTANT", "toolCalls": [{"id": "c", "name": "f", "arguments": {"b": BIG}}]}
+                ],
+            },
+        ),
+    ]
+    for query, variables in cases:
+        assert await api.code(query, variables) == "BAD_USER_INPUT", query
+
+    # Each half fits; merged they do not: the state stays as it was.
+    half = "h" * 40_000
+    update = "mutation($id: UUID!, $v: JSON) { updateSessionState(id: $id, set: $v) { stateVersion } }"
+    await api.gql(update, {"id": sid, "v": {"a": half}})
+    assert await api.code(update, {"id": sid, "v": {"b": half}}) == "BAD_USER_INPUT"
+    after = await get_session(api, sid)
+    assert after["stateVersion"] == 1 and set(after["state"]) == {"a"}
+    assert after["metadata"] == {} and after["messageCount"] == 0
+
+
+async def test_page_size_over_100(api):
+    s = await create_session(api)
+    await add_messages(api, s["id"], user("hi"))
+    for query, variables in [
+        ("{ sessions(first: 101) { totalCount } }", {}),
+        ("query($id: UUID!) { messages(sessionId: $id, first: 101) { totalCount } }", {"id": s["id"]}),
+        ("query($id: UUID!) { messages(sessionId: $id, last: 1000) { totalCount } }", {"id": s["id"]}),
+        ("query($id: UUID!) { session(id: $id) { messages(last: 101) { totalCount } } }", {"id": s["id"]}),
+        ("{ sessions { edges { node { messages(first: 101) { totalCount } } } } }", {}),
+    ]:
+        assert "BAD_USER_INPUT" in await codes(api, query, variables), query
+    data = await api.gql(
+        "query($id: UUID!) { messages(sessionId: $id, first: 100) { totalCount } }", {"id": s["id"]}
+    )
+    assert data["messages"]["totalCount"] == 1
+
+
+async def test_query_depth_bomb(api, client):
+    deep = "{ viewer " + "{ viewer " * 30 + "{ name }" + " }" * 30 + " }"
+    assert set(await codes(api, deep)) == {"BAD_USER_INPUT"}
+    resp = await api.post(deep)
+    assert any("depth" in e["message"] for e in resp.json()["errors"]), resp.text
+    # A parser-level nesting bomb (far past the depth limit) is a clean request error too.
+    nested = "{" + "viewer {" * 600 + "name" + "}" * 601
+    assert await codes(api, nested) == ["BAD_USER_INPUT"]
+    nested_list = "{ agent(name: " + "[" * 900 + '"x"' + "]" * 900 + ") { name } }"
+    assert await codes(api, nested_list) == ["BAD_USER_INPUT"]
+    # Without a token the limits answer the same way (nothing runs).
+    resp = await client.post("/graphql", json={"query": nested})
+    no_leak(resp)
+    assert [e["extensions"]["code"] for e in resp.json()["errors"]] == ["BAD_USER_INPUT"]
+
+
+async def test_depth_limit_applies_to_valid_queries(api, settings):
+    from web.app import create_app
+
+    shallow = create_app(settings.model_copy(update={"max_query_depth": 3}))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=shallow), base_url="http://t") as c:
+        limited = type(api)(c, api.token, api.name)
+        assert await limited.gql("{ sessions { totalCount edges { cursor } } }")
+        query = "{ sessions { edges { node { agent { name } } } } }"
+        assert await codes(limited, query) == ["BAD_USER_INPUT"]
+        # Fragments do not hide depth.
+        fragmented = (
+            "{ sessions { ...C } } fragment C on SessionConnection { edges { node { agent { name } } } }"
+        )
+        assert await codes(limited, fragmented) == ["BAD_USER_INPUT"]
+    assert await api.gql(query)
+
+
+async def test_alias_bomb(api):
+    query = "{ " + " ".join(f"a{i}: viewer {{ name }}" for i in range(50)) + " }"
+    assert await codes(api, query) == ["BAD_USER_INPUT"]
+    fine = "{ " + " ".join(f"a{i}: viewer {{ name }}" for i in range(10)) + " }"
+    assert len(await api.gql(fine)) == 10
+
+
+async def test_token_bomb(api):
+    query = "{ viewer { " + "name " * 3000 + "} }"
+    assert await codes(api, query) == ["BAD_USER_INPUT"]
+    # a huge string literal is one token, but still bounded by the content limit
+    s = await create_session(api)
+    huge = "x" * 40_000
+    assert await codes(
+        api,
+        'mutation { addMessages(sessionId: "'
+        + s["id"]
+        + '", messages: [{role: USER, content: "'
+        + huge
+        + '"}]) { id } }',
+    ) == ["BAD_USER_INPUT"]
+
+
+async def test_syntax_errors_have_a_code(api):
+    for query in [
+        "{ viewer { name }",
+        "query {",
+        "}{",
+        "mutation { createSession(input: {) { id } }",
+        "{ viewer { nope } }",
+    ]:
+        assert await codes(api, query) == ["BAD_USER_INPUT"], query
+
+
+MALFORMED: list[tuple[str, bytes, str]] = [
+    ("not JSON", b"{bad json", "application/json"),
+    ("empty body", b"", "application/json"),
+    ("invalid UTF-8", b"\xff\xfe\x00", "application/json"),
+    ("JSON null", b"null", "application/json"),
+    ("JSON number", b"42", "application/json"),
+    ("JSON string", b'"{ viewer { name } }"', "application/json"),
+    ("JSON list (batching is off)", b'[{"query": "{ viewer { name } }"}]', "application/json"),
+    ("list of junk", b"[1, 2]", "application/json"),
+    ("no query", b"{}", "application/json"),
+    ("query not a string", b'{"query": 5}', "application/json"),
+    ("variables not an object", b'{"query": "{ viewer { name } }", "variables": [1]}', "application/json"),
+    ("NaN in variables", b'{"query": "{ viewer { name } }", "variables": {"a": NaN}}', "application/json"),
+    (
+        "nested too deeply",
+        b'{"query": "{ viewer { name } }", "variables": {"a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}}",
+        "application/json",
+    ),
+    ("unbalanced deep nesting", b"[" * 100_000, "application/json"),
+    (
+        "unknown operation",
+        b'{"query": "query A { viewer { name } }", "operationName": "B"}',
+        "application/json",
+    ),
+    ("text/plain", b'{"query": "{ viewer { name } }"}', "text/plain"),
+    ("form", b"query=%7B+viewer+%7B+name+%7D+%7D", "application/x-www-form-urlencoded"),
+]
+
+
+@pytest.mark.parametrize(("what", "body", "content_type"), MALFORMED, ids=[m[0] for m in MALFORMED])
+async def test_malformed_body_is_4xx(api, what, body, content_type):
+    resp = await api.client.post(
+        "/graphql",
+        content=body,
+        headers={"Authorization": f"Bearer {api.token}", "Content-Type": content_type},
+    )
+    assert 400 <= resp.status_code < 500, (what, resp.status_code, resp.text[:300])
+    no_leak(resp)
+
+
+async def test_queries_via_get_are_off(api):
+    resp = await api.client.get(
+        "/graphql",
+        params={"query": "{ viewer { name } }"},
+        headers={"Authorization": f"Bearer {api.token}", "Accept": "application/json"},
+    )
+    assert 400 <= resp.status_code < 500, resp.text
+    no_leak(resp)
+    assert api.name not in resp.text
+    resp = await api.client.get(
+        "/graphql",
+        params={"query": 'mutation { createSession(input: {title: "via GET"}) { id } }'},
+        headers={"Authorization": f"Bearer {api.token}", "Accept": "application/json"},
+    )
+    assert 400 <= resp.status_code < 500
+    listed = await api.gql("{ sessions { totalCount } }")
+    assert listed["sessions"]["totalCount"] == 0
+    resp = await api.client.put("/graphql", json={"query": "{ viewer { name } }"})
+    assert resp.status_code == 405
