@@ -63,7 +63,7 @@ class _Cursor:
         return True
 
 
-async def _replay(cursor: _Cursor, after: int) -> AsyncIterator[events.AgentEvent]:
+async def _replay(cursor: _Cursor, after: int) -> AsyncIterator[events.MessageAdded]:
     while True:
         rows = (
             await Message.filter(session_id=cursor.session_id, sequence__gt=after)
@@ -204,9 +204,9 @@ async def _rejoin(
         cursor.admit(started)
         yield started
         for message in await runs.run_messages(fresh):
-            event = events.MessageAdded(message)
-            if cursor.admit(event):
-                yield event
+            added = events.MessageAdded(message)
+            if cursor.admit(added):
+                yield added
         async for event in _join_running(cursor, local, fresh.id):
             yield event
         return
