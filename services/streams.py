@@ -110,9 +110,9 @@ async def _join_running(
 
 async def _resync(cursor: _Cursor, only_run: uuid.UUID | None = None) -> AsyncIterator[events.AgentEvent]:
     """After missed notifications: persisted messages, ended runs and running text from the DB."""
-    async for event in _replay(cursor, cursor.last_sequence):
-        if only_run is None or event.message.run_id == only_run:
-            yield event
+    async for added in _replay(cursor, cursor.last_sequence):
+        if only_run is None or added.message.run_id == only_run:
+            yield added
     for run_id in list(cursor.announced - cursor.finished):
         if only_run is not None and run_id != only_run:
             continue
@@ -155,8 +155,8 @@ async def session_events(
         local = _local_snapshots(session.id)
         cursor = _Cursor(session.id)
         if after_sequence is not None:
-            async for event in _replay(cursor, after_sequence):
-                yield event
+            async for added in _replay(cursor, after_sequence):
+                yield added
         else:
             cursor.last_sequence = await _last_sequence(session.id)
         async for event in _join_running(cursor, local):
