@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -54,16 +55,26 @@ def _with_db(fn: Callable[[], Awaitable[Any]]) -> Any:
         return asyncio.run(run(url))
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from services import database
 
     settings = get_settings()
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then raises the signal again: turn
+    # that into a normal exit so the embedded database below is stopped and the code is 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_cleanly)
     with _database_url() as url:
         asyncio.run(database.migrate(url))
-        # Workers are new processes that read the settings again: hand them the same database.
+        # Workers are new processes that read the settings again: hand them the same database
+        # (and this process too: the app must join this database, not start its own).
         os.environ["DATABASE_URL"] = url
+        get_settings.cache_clear()
         uvicorn.run(
             "parley:create_app",
             factory=True,
@@ -154,6 +165,35 @@ def main(argv: list[str] | None = None) -> None:
     except ParleyError as exc:
         print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
         sys.exit(2)
+    except Exception as exc:
+        reason = _unreachable_database(exc)
+        if reason is None:
+            raise
+        print(f"error: cannot use the database: {reason}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _unreachable_database(exc: BaseException | None) -> str | None:
+    """Why the database could not be used, when that is what ``exc`` means (else None)."""
+    import asyncpg
+    from tortoise.exceptions import DBConnectionError
+
+    kinds = (
+        OSError,
+        TimeoutError,
+        DBConnectionError,
+        asyncpg.exceptions.InvalidCatalogNameError,
+        asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+        asyncpg.exceptions.CannotConnectNowError,
+        asyncpg.exceptions.ConnectionDoesNotExistError,
+    )
+    for _ in range(10):
+        if exc is None:
+            return None
+        if isinstance(exc, kinds):
+            return str(exc) or type(exc).__name__
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 if __name__ == "__main__":
