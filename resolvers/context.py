@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -19,7 +19,7 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
-def _loader(fetch: Callable[[list[K]], Awaitable[dict[K, V]]], default: Any = None) -> DataLoader[K, V]:
+def _loader(fetch: Callable[[list[K]], Awaitable[Mapping[K, V]]], default: Any = None) -> DataLoader[K, V]:
     async def load(keys: Sequence[K]) -> list[V]:
         found = await fetch(list(keys))
         return [found.get(k, default) for k in keys]

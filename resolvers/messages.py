@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any, cast
 
 import strawberry
 
@@ -21,7 +22,8 @@ async def add_messages(
             tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls or []],
             tool_call_id=m.tool_call_id,
             tool_name=m.tool_name,
-            metadata=m.metadata if m.metadata is not None else {},
+            # Any JSON may arrive here; the service rejects what is not an object.
+            metadata=cast(dict[str, Any], m.metadata) if m.metadata is not None else {},
         )
         for m in items
     ]

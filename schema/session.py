@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -68,7 +68,7 @@ class Session:
 
     @strawberry.field(description="the conversation as pydantic-ai ModelMessage JSON")
     async def history(self, root: Parent, info: strawberry.Info) -> JSON:
-        return await resolve.history_of(info, root)
+        return cast(JSON, await resolve.history_of(info, root))
 
 
 @strawberry.type

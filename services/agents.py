@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
@@ -79,7 +80,7 @@ async def create_agent(user: User, name: str, model: str, changes: AgentChanges)
         raise BadInput("an agent name has 1-100 letters, digits, '_', '.' or '-'")
     changes.model = model
     _check(changes)
-    fields: dict[str, object] = {"name": name, "model": model.strip()}
+    fields: dict[str, Any] = {"name": name, "model": model.strip()}
     if changes.instructions is not None:
         fields["instructions"] = changes.instructions
     if changes.memory_enabled is not None:

@@ -38,7 +38,7 @@ log = logging.getLogger("parley")
 STATIC_PREFIX = "/graphiql-static"
 
 
-class ParleyGraphQL(GraphQL):
+class ParleyGraphQL(GraphQL[Context, None]):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         super().__init__(
