@@ -90,16 +90,20 @@ class Mutation:
         info: Info,
         key: str,
         value: JSON,
-        scope: MemoryScope = MemoryScope.USER,
+        scope: MemoryScope | None = MemoryScope.USER,
         session_id: uuid.UUID | None = None,
     ) -> MemoryEntry:
-        return await memory.save(info, key, value, scope, session_id)  # type: ignore[return-value]
+        return await memory.save(info, key, value, scope or MemoryScope.USER, session_id)  # type: ignore[return-value]
 
     @strawberry.mutation
     async def delete_memory(
-        self, info: Info, key: str, scope: MemoryScope = MemoryScope.USER, session_id: uuid.UUID | None = None
+        self,
+        info: Info,
+        key: str,
+        scope: MemoryScope | None = MemoryScope.USER,
+        session_id: uuid.UUID | None = None,
     ) -> bool:
-        return await memory.delete(info, key, scope, session_id)
+        return await memory.delete(info, key, scope or MemoryScope.USER, session_id)
 
     @strawberry.mutation
     async def clear_memory(

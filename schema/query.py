@@ -65,21 +65,23 @@ class Query:
         return await runs.run(info, id)  # type: ignore[return-value]
 
     @strawberry.field
-    async def stats(self, info: Info, days: int = 30) -> UsageStats:
-        return await stats.usage(info, days)  # type: ignore[return-value]
+    async def stats(self, info: Info, days: int | None = 30) -> UsageStats:
+        return await stats.usage(info, 30 if days is None else days)  # type: ignore[return-value]
 
     @strawberry.field(description="admins: everyone's; others: their own")
-    async def popular_agents(self, info: Info, days: int = 30, limit: int = 10) -> list[AgentUsage]:
-        return await stats.popular_agents(info, days, limit)  # type: ignore[return-value]
+    async def popular_agents(
+        self, info: Info, days: int | None = 30, limit: int | None = 10
+    ) -> list[AgentUsage]:
+        return await stats.popular_agents(info, 30 if days is None else days, 10 if limit is None else limit)  # type: ignore[return-value]
 
     @strawberry.field
     async def memory(
-        self, info: Info, scope: MemoryScope = MemoryScope.USER, session_id: uuid.UUID | None = None
+        self, info: Info, scope: MemoryScope | None = MemoryScope.USER, session_id: uuid.UUID | None = None
     ) -> list[MemoryEntry]:
-        return await memory.entries(info, scope, session_id)  # type: ignore[return-value]
+        return await memory.entries(info, scope or MemoryScope.USER, session_id)  # type: ignore[return-value]
 
     @strawberry.field
     async def search_messages(
-        self, info: Info, query: str, first: int = 20, session_id: uuid.UUID | None = None
+        self, info: Info, query: str, first: int | None = 20, session_id: uuid.UUID | None = None
     ) -> list[SearchHit]:
-        return await stats.search_messages(info, query, first, session_id)  # type: ignore[return-value]
+        return await stats.search_messages(info, query, 20 if first is None else first, session_id)  # type: ignore[return-value]

@@ -44,6 +44,8 @@ async def test_user_memory_save_list_upsert_delete(api):
     assert (await api.gql(DELETE, {"key": "name"}))["deleteMemory"] is True
     assert (await api.gql(DELETE, {"key": "name"}))["deleteMemory"] is False
     assert [e["key"] for e in await entries(api)] == ["prefs"]
+    # An explicit null scope is the default, USER.
+    assert [e["key"] for e in await entries(api, scope=None)] == ["prefs"]
 
 
 async def test_session_memory(api):
