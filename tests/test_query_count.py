@@ -1,0 +1,114 @@
+"""A page of sessions with their nested fields costs the same number of SQL statements for 2 or 10."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.helpers import add_messages, assistant, create_session, user
+
+QUERY = """
+query($n: Int!) {
+  sessions(first: $n) {
+    edges { node {
+      agent { name }
+      messageCount
+      messages(last: 20) { totalCount edges { node { content } } }
+      memory { key }
+      activeRun { id }
+    } }
+    totalCount
+  }
+}
+"""
+
+_log: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("sql_log", default=None)
+
+# Every way a statement reaches PostgreSQL through asyncpg (Tortoise's client and Parley's raw
+# SQL both end here; pooled connections forward to these methods).
+_METHODS = (
+    "fetch",
+    "fetchrow",
+    "fetchval",
+    "execute",
+    "executemany",
+    "prepare",
+    "cursor",
+    "copy_records_to_table",
+)
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """`with statements() as log:` records the SQL sent by this task and the tasks it starts."""
+    for name in _METHODS:
+        original = getattr(asyncpg.connection.Connection, name)
+
+        def wrapper(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            log = _log.get()
+            if log is not None:
+                log.append(str(args[0]) if args else "")
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(asyncpg.connection.Connection, name, wrapper)
+
+    class Recording:
+        def __enter__(self) -> list[str]:
+            self.log: list[str] = []
+            self.token = _log.set(self.log)
+            return self.log
+
+        def __exit__(self, *exc: object) -> None:
+            _log.reset(self.token)
+
+    yield Recording
+
+
+async def _fill(api: Any, n: int) -> None:
+    for i in range(n):
+        s = await create_session(api, title=f"s{i}")
+        await add_messages(api, s["id"], user(f"question {i}"), assistant(f"answer {i}"))
+        await api.gql(
+            'mutation($sid: UUID!) { saveMemory(key: "k", value: 1, scope: SESSION, sessionId: $sid) { key } }',
+            {"sid": s["id"]},
+        )
+
+
+async def _count(api: Any, n: int, statements: Any) -> tuple[int, dict[str, Any]]:
+    with statements() as log:
+        data = await api.gql(QUERY, {"n": n})
+    return len(log), data
+
+
+async def test_statement_count_does_not_grow_with_the_page(make_api, statements):
+    small, large = await make_api(), await make_api()
+    await _fill(small, 2)
+    await _fill(large, 10)
+
+    # The counter sees real statements (a plain query costs at least the token lookup).
+    with statements() as log:
+        await small.gql("{ viewer { name } }")
+    assert 1 <= len(log) <= 2, log
+
+    count_small, data_small = await _count(small, 2, statements)
+    count_large, data_large = await _count(large, 10, statements)
+    with statements() as log_large:
+        await large.gql(QUERY, {"n": 10})
+
+    assert len(data_small["sessions"]["edges"]) == 2 and len(data_large["sessions"]["edges"]) == 10
+    for data in (data_small, data_large):
+        for edge in data["sessions"]["edges"]:
+            node = edge["node"]
+            assert node["agent"] == {"name": "assistant"} and node["messageCount"] == 2
+            assert node["messages"]["totalCount"] == 2 and len(node["messages"]["edges"]) == 2
+            assert node["memory"] == [{"key": "k"}] and node["activeRun"] is None
+
+    assert count_small == count_large, (count_small, count_large)
+    # One statement per kind of data (token, count, page, agents, messages, memory, runs), plus
+    # the pool's reset of each connection it hands back.
+    queries = [q for q in log_large if not q.startswith("SELECT pg_advisory_unlock_all()")]
+    assert len(queries) <= 8, "\n".join(q[:150].replace("\n", " ") for q in queries)
