@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import partial
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -17,7 +18,7 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
-from schema.errors import Authenticate, ErrorCodes
+from schema.errors import Authenticate, ErrorCodes, is_expected
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.subscription import Subscription
@@ -40,6 +41,12 @@ class _ParserCache(ParserCache):
             yield
 
 
+class _Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        # Strawberry logs every error with its traceback; NOT_FOUND or a bad token is no news.
+        super().process_errors([e for e in errors if not is_expected(e)], execution_context)
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     # Factories, not instances: every operation gets its own extension objects.
     extensions: list = [
@@ -53,7 +60,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(
+    return _Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -55,9 +55,9 @@ def _code(error: GraphQLError) -> tuple[str, str]:
         original = original.original_error
     if isinstance(original, ParleyError):
         return original.code, original.message
-    if isinstance(original, DBConnectionError | OSError):
+    if _caused_by(original, _UNAVAILABLE) is not None:
         return ServiceUnavailable.code, "the database cannot be reached right now; retry"
-    data_error = _data_error(original)
+    data_error = _caused_by(original, (asyncpg.exceptions.DataError,))
     if data_error is not None:
         # PostgreSQL refused a value (NUL characters, too long for its column, ...): bad input.
         log.warning("database refused a value in %s: %s", error.path, data_error)
@@ -73,15 +73,36 @@ def _code(error: GraphQLError) -> tuple[str, str]:
     return "INTERNAL_SERVER_ERROR", "Internal server error"
 
 
-def _data_error(exc: BaseException | None) -> asyncpg.exceptions.DataError | None:
-    """The PostgreSQL data exception (SQLSTATE class 22) behind ``exc``, if any."""
+# The database is down, restarting, out of connections or the link broke: the client may retry.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    DBConnectionError,
+    OSError,
+    asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+def _caused_by(exc: BaseException | None, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """``exc`` or the exception behind it (Tortoise wraps asyncpg's) that is one of ``kinds``."""
     for _ in range(10):
         if exc is None:
             return None
-        if isinstance(exc, asyncpg.exceptions.DataError):
+        if isinstance(exc, kinds):
             return exc
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def is_expected(error: GraphQLError) -> bool:
+    """A domain error or a malformed request: the client's business, not the server log's."""
+    original = error.original_error
+    while isinstance(original, GraphQLError) and original.original_error is not None:
+        original = original.original_error
+    return original is None or isinstance(original, ParleyError | GraphQLError)
 
 
 def with_code(error: GraphQLError) -> GraphQLError:
