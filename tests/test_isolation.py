@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.helpers import MESSAGE_FIELDS, SESSION_FIELDS, add_messages, assistant, create_session, tool, user
@@ -41,6 +42,7 @@ NOT_FOUND_OPERATIONS: dict[str, str] = {
     "deleteMemory": 'mutation($sid: UUID!) { deleteMemory(key: "topic", scope: SESSION, sessionId: $sid) }',
     "clearMemory": "mutation($sid: UUID!) { clearMemory(scope: SESSION, sessionId: $sid) }",
     "clearMemory without scope": "mutation($sid: UUID!) { clearMemory(sessionId: $sid) }",
+    "searchMessages": 'query($sid: UUID!) { searchMessages(query: "secret", sessionId: $sid) { snippet } }',
     "sendMessage": 'mutation($sid: UUID!) { sendMessage(sessionId: $sid, content: "hi") { run { id } } }',
     "cancelRun": "mutation($rid: UUID!) { cancelRun(id: $rid) { id } }",
 }
@@ -90,6 +92,20 @@ async def test_other_users_data_is_invisible_and_untouchable(api, other):
         error = await other.error(query, {"sid": sid, "rid": run_id})
         assert error["extensions"]["code"] == "NOT_FOUND", (what, error)
         assert "secret" not in error["message"], what
+
+    # Searching everything finds none of the owner's messages.
+    assert (await other.gql('{ searchMessages(query: "secret") { snippet } }'))["searchMessages"] == []
+
+    # Subscriptions that name the session (over SSE here) answer NOT_FOUND too.
+    for subscription in [
+        "subscription($sid: UUID!) { sessionEvents(sessionId: $sid, afterSequence: 0) { __typename } }",
+        'subscription($sid: UUID!) { chat(sessionId: $sid, content: "hi") { __typename } }',
+    ]:
+        resp = await other.post(subscription, {"sid": sid}, Accept="text/event-stream")
+        assert resp.status_code == 200 and "secret" not in resp.text
+        payloads = [json.loads(line[5:]) for line in resp.text.splitlines() if line.startswith("data: {")]
+        assert payloads and payloads[0]["data"] is None, resp.text
+        assert payloads[0]["errors"][0]["extensions"]["code"] == "NOT_FOUND", resp.text
 
     # getOrCreateSession with the owner's externalId makes the other user their own session.
     theirs = (
