@@ -262,7 +262,7 @@ async def test_malformed_body_is_4xx(api, what, body, content_type):
         content=body,
         headers={"Authorization": f"Bearer {api.token}", "Content-Type": content_type},
     )
-    assert 400 <= resp.status_code < 500, (what, resp.status_code, resp.text[:300])
+    assert resp.status_code == 400, (what, resp.status_code, resp.text[:300])
     no_leak(resp)
 
 
@@ -272,7 +272,7 @@ async def test_queries_via_get_are_off(api):
         params={"query": "{ viewer { name } }"},
         headers={"Authorization": f"Bearer {api.token}", "Accept": "application/json"},
     )
-    assert 400 <= resp.status_code < 500, resp.text
+    assert resp.status_code == 400, resp.text
     no_leak(resp)
     assert api.name not in resp.text
     resp = await api.client.get(
@@ -280,7 +280,7 @@ async def test_queries_via_get_are_off(api):
         params={"query": 'mutation { createSession(input: {title: "via GET"}) { id } }'},
         headers={"Authorization": f"Bearer {api.token}", "Accept": "application/json"},
     )
-    assert 400 <= resp.status_code < 500
+    assert resp.status_code == 400
     listed = await api.gql("{ sessions { totalCount } }")
     assert listed["sessions"]["totalCount"] == 0
     resp = await api.client.put("/graphql", json={"query": "{ viewer { name } }"})
