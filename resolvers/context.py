@@ -32,6 +32,9 @@ class Loaders:
 
     def __init__(self, user_id: uuid.UUID | None) -> None:
         self.agent: DataLoader[uuid.UUID, Agent] = _loader(agents.agents_by_ids)
+        self.history: DataLoader[uuid.UUID, list[dict[str, Any]]] = _loader(
+            messages.histories_for, default=[]
+        )
         self.session_memory: DataLoader[uuid.UUID, list[MemoryEntry]] = _loader(
             memory.session_memory_for, default=[]
         )

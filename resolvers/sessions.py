@@ -81,7 +81,7 @@ async def memory_of(info: Info, root: Session) -> list[MemoryEntry]:
 
 
 async def history_of(info: Info, root: Session) -> list[dict[str, Any]]:
-    return await messages.history_json(info.context.user, root.id)
+    return await info.context.loaders.history.load(root.id)
 
 
 async def create(info: Info, input: CreateSessionInput) -> Session:

@@ -11,7 +11,7 @@ import asyncpg
 
 from models import Message, Role, User
 from services import limits, pagination
-from services.conversation import IncomingMessage, drafts_from_openai, to_history_json
+from services.conversation import IncomingMessage, StoredRow, drafts_from_openai, to_history_json
 from services.database import acquire
 from services.errors import BadInput
 from services.pagination import Page
@@ -191,6 +191,25 @@ async def history_json(user: User, session_id: uuid.UUID) -> list[dict[str, Any]
     session = await require_session(user, session_id)
     async with acquire() as conn:
         return to_history_json(await stored_rows(conn, session.id))
+
+
+async def histories_for(session_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """The history of many sessions in one statement (Session.history through a DataLoader).
+
+    Callers pass ids of sessions the user owns (they come from Session objects already loaded).
+    """
+    rows: dict[uuid.UUID, list[StoredRow]] = {sid: [] for sid in session_ids}
+    async with acquire() as conn:
+        recs = await conn.fetch(
+            "SELECT session_id, sequence, role, part_group, model_message FROM messages "
+            "WHERE session_id = ANY($1) ORDER BY session_id, sequence",
+            list(set(session_ids)),
+        )
+    for r in recs:
+        rows[r["session_id"]].append(
+            StoredRow(r["sequence"], Role(r["role"]), r["part_group"], r["model_message"])
+        )
+    return {sid: to_history_json(found) for sid, found in rows.items()}
 
 
 async def clear_history(user: User, session_id: uuid.UUID) -> None:

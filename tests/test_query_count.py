@@ -112,3 +112,18 @@ async def test_statement_count_does_not_grow_with_the_page(make_api, statements)
     # the pool's reset of each connection it hands back.
     queries = [q for q in log_large if not q.startswith("SELECT pg_advisory_unlock_all()")]
     assert len(queries) <= 8, "\n".join(q[:150].replace("\n", " ") for q in queries)
+
+
+async def test_history_of_many_sessions_is_batched(make_api, statements):
+    small, large = await make_api(), await make_api()
+    await _fill(small, 2)
+    await _fill(large, 10)
+    query = "query($n: Int!) { sessions(first: $n) { edges { node { history } } } }"
+    counts = []
+    for api, n in ((small, 2), (large, 10)):
+        with statements() as log:
+            data = await api.gql(query, {"n": n})
+        counts.append(len(log))
+        assert len(data["sessions"]["edges"]) == n
+        assert all(len(e["node"]["history"]) == 2 for e in data["sessions"]["edges"])
+    assert counts[0] == counts[1], counts
