@@ -112,7 +112,7 @@ class Fanout:
             if final:
                 self._pending.pop(run_id, None)
             if not pending.items:
-                return
+                return False
             items, text = pending.items, pending.text
             pending.items, pending.text = [], ""
             start = pending.offset
@@ -126,6 +126,9 @@ class Fanout:
                         await self._send(own, run_id, text, pending.index, payloads)
             except Exception:  # watchers elsewhere miss live text; persisted data is intact
                 log.exception("could not publish events of run %s", run_id)
+                if conn is not None:
+                    raise  # the caller's transaction is broken anyway
+            return any(item["t"] == "tr" for item in items)
 
     def _payloads(
         self, pending: _Pending, run_id: uuid.UUID, items: list[dict[str, Any]], text: str, start: int

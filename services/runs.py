@@ -64,6 +64,7 @@ from services.transcript import append, lock_idle_session, mark_interrupted, own
 log = logging.getLogger("parley.runs")
 
 CANCEL_WAIT_S = 15.0
+RANGE_TEXT_TTL_S = 60.0  # how long a finished run keeps text that notifications point into
 
 
 @dataclass
@@ -84,6 +85,7 @@ class RunHandle:
     cancel_reason: str | None = None
     text: str = ""  # the run's text so far, for watchers that join late
     index: int = 0  # model text deltas so far
+    result: TurnResult | None = None  # set when the run has ended
 
     def cancel(self, reason: str) -> None:
         if self.cancel_reason is None:
@@ -105,11 +107,14 @@ async def active_runs_for(session_ids: list[uuid.UUID]) -> dict[uuid.UUID, Run]:
 
 async def run_messages(run: Run) -> list[Message]:
     """The user message and everything the run persisted, in sequence order."""
-    ids = [run.user_message_id] if run.user_message_id else []
-    rows = await Message.filter(run_id=run.id).order_by("sequence")
-    if ids and not any(m.id == run.user_message_id for m in rows):
-        rows = await Message.filter(id__in=ids) + rows
-    return sorted(rows, key=lambda m: m.sequence)
+    user_message = await Message.get_or_none(id=run.user_message_id) if run.user_message_id else None
+    if user_message is None:
+        return await Message.filter(session_id=run.session_id, run_id=run.id).order_by("sequence")
+    # A run's rows follow its user message: the (session, sequence) index finds them.
+    later = await Message.filter(
+        session_id=run.session_id, sequence__gt=user_message.sequence, run_id=run.id
+    ).order_by("sequence")
+    return [user_message, *later]
 
 
 # --- starting a turn ------------------------------------------------------------------------
@@ -131,8 +136,10 @@ async def start_turn(
     meta = limits.json_value(metadata if metadata is not None else {}, "metadata", require_object=True)
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise BadInput("idempotencyKey has 1 to 200 characters")
-    session = await require_session(user, session_id)
-    agent = await Agent.get(id=session.agent_id)
+    session = await Session.filter(id=session_id, user_id=user.id).select_related("agent").first()
+    if session is None:
+        raise NotFound.of("session", session_id)
+    agent: Agent = session.agent
     rt = runtime.current()
     run_id = uuid.uuid4()
     try:
@@ -159,11 +166,6 @@ async def start_turn(
                 )
             except asyncpg.UniqueViolationError as exc:
                 raise RunInProgress() from exc
-            # Finished runs' streamed text is no longer needed for snapshots.
-            await conn.execute(
-                "UPDATE runs SET partial_text = '' WHERE session_id = $1 AND status <> 'running' AND partial_text <> ''",
-                session.id,
-            )
             draft = RowDraft(
                 role=Role.USER,
                 content=content,
@@ -230,7 +232,12 @@ async def send_message(
     user: User, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
 ) -> TurnResult:
     started = await start_turn(user, session_id, content, metadata, idempotency_key)
-    run = await wait_finished(started.run, started.handle)
+    handle = started.handle
+    if started.created and handle is not None:
+        await handle.done.wait()
+        if handle.result is not None:  # everything is in hand: no need to read it back
+            return handle.result
+    run = await wait_finished(started.run, handle)
     msgs = await run_messages(run)
     user_message = started.user_message or next(m for m in msgs if m.id == run.user_message_id)
     reply = next((m for m in msgs if m.id == run.reply_id), None)
@@ -246,6 +253,7 @@ class _Progress:
 
     history_len: int
     user_message: Message
+    started: float = field(default_factory=time.monotonic)
     persisted: int = 0  # new messages persisted (the user request counts once updated)
     messages: list[Message] = field(default_factory=list)
     reply: Message | None = None
@@ -256,13 +264,14 @@ async def _execute(
 ) -> None:
     rt = runtime.current()
     run = handle.run
-    started = time.monotonic()
-    progress: _Progress | None = None
+    progress = _Progress(history_len=0, user_message=user_message)
     usage: RunUsage | None = None
+    final: list[ModelMessage] = []  # what is left to store when the run ends
     status, error = RunStatus.COMPLETED, None
+    stream: Any = None
     try:
         history = await _history(session.id, agent.history_limit, user_message.sequence)
-        progress = _Progress(history_len=len(history), user_message=user_message)
+        progress.history_len = len(history)
         pa_agent = PydanticAgent(
             llm.resolve(agent.model),
             instructions=agent.instructions or None,
@@ -278,15 +287,15 @@ async def _execute(
             timeout=rt.settings.run_timeout_s,
         ) as stream:
             async for event in stream:
+                # Messages are stored as soon as pydantic-ai has completed them.
                 if isinstance(event, FunctionToolCallEvent):
-                    await _persist(progress, run, stream.all_messages(), ModelResponse, started)
+                    await _persist(progress, run, stream.all_messages(), ModelResponse)
                 elif isinstance(event, PartStartEvent) and progress.persisted > 0:
-                    await _persist(progress, run, stream.all_messages(), ModelRequest, started)
+                    await _persist(progress, run, stream.all_messages(), ModelRequest)
                 _relay(handle, session.id, event)
                 if isinstance(event, AgentRunResultEvent):
-                    result = event.result
-                    usage = result.usage
-                    await _persist(progress, run, result.all_messages(), None, started)
+                    usage = event.result.usage
+                    final = event.result.all_messages()
     except RunCancelled as exc:
         usage = exc.usage
         if isinstance(exc, RunTimedOut):
@@ -301,22 +310,31 @@ async def _execute(
             )
         else:
             status = RunStatus.CANCELLED
-        if progress is not None:
-            msgs = exc.all_messages()
-            keep_partial = status is RunStatus.CANCELLED and _has_text(msgs)
-            await _persist(progress, run, msgs if keep_partial else _complete(msgs), None, started)
+        msgs = exc.all_messages()
+        final = msgs if status is RunStatus.CANCELLED and _has_text(msgs) else _complete(msgs)
     except Exception as exc:
         status, error = RunStatus.FAILED, _error_info(exc)
         if error[0] == "INTERNAL_SERVER_ERROR":
             log.exception("run %s failed", run.id)
         else:
             log.warning("run %s failed: %s: %s", run.id, error[0], exc)
+        final = _completed_so_far(stream)
     finally:
         try:
-            await _finish(handle, session.id, status, error, usage, progress)
+            await _finish(handle, session.id, status, error, usage, progress, final)
         finally:
             handle.done.set()
             rt.handles.pop(run.id, None)
+
+
+def _completed_so_far(stream: Any) -> list[ModelMessage]:
+    """Messages a failed run completed before failing (tool calls and returns are history)."""
+    if stream is None:
+        return []
+    try:
+        return _complete(stream.all_messages())
+    except Exception:  # the run failed before pydantic-ai had any messages
+        return []
 
 
 def _has_text(msgs: list[ModelMessage]) -> bool:
@@ -338,41 +356,47 @@ async def _history(session_id: uuid.UUID, limit: int, before_sequence: int) -> l
     return to_history(window(rows, limit))
 
 
-async def _persist(
+async def _persist(progress: _Progress, run: Run, all_messages: list[ModelMessage], upto: type) -> None:
+    """Mid-run: store the completed messages not yet stored, up to the last one of kind ``upto``."""
+    async with acquire() as conn, conn.transaction():
+        added = await _store(conn, progress, run, all_messages, upto)
+    hub = runtime.current().hub
+    for message in added:
+        hub.emit(run.session_id, events.MessageAdded(message))
+
+
+async def _store(
+    conn: asyncpg.Connection,
     progress: _Progress,
     run: Run,
     all_messages: list[ModelMessage],
     upto: type | None,
-    started: float,
-) -> None:
-    """Append the run's completed messages not yet stored (up to the last one of kind ``upto``)."""
+) -> list[Message]:
     new = all_messages[progress.history_len :]
     if upto is not None:
         last = max((i for i, m in enumerate(new) if isinstance(m, upto)), default=-1)
         new = new[: last + 1]
     pending = new[progress.persisted :]
     if not pending:
-        return
-    rt = runtime.current()
-    elapsed = int((time.monotonic() - started) * 1000)
-    async with acquire() as conn, conn.transaction():
-        if progress.persisted == 0:
-            # The user's request as pydantic-ai built it (instructions, run id): same turn, same row.
-            first = pending.pop(0)
-            await conn.execute(
-                "UPDATE messages SET model_message = $2 WHERE id = $1",
-                progress.user_message.id,
-                json.dumps(dump(first), separators=(",", ":"), ensure_ascii=False),
-            )
-            progress.persisted = 1
-        drafts = [d for m in pending for d in drafts_from(m)]
-        added = await append(conn, run.session_id, drafts, run_id=run.id, processing_time_ms=elapsed)
-    progress.persisted += len(pending)
+        return []
+    count = len(pending)
+    if progress.persisted == 0:
+        # The user's request as pydantic-ai built it (instructions, run id): same turn, same row.
+        first = pending.pop(0)
+        await conn.execute(
+            "UPDATE messages SET model_message = $2 WHERE id = $1",
+            progress.user_message.id,
+            json.dumps(dump(first), separators=(",", ":"), ensure_ascii=False),
+        )
+    drafts = [d for m in pending for d in drafts_from(m)]
+    elapsed = int((time.monotonic() - progress.started) * 1000)
+    added = await append(conn, run.session_id, drafts, run_id=run.id, processing_time_ms=elapsed)
+    progress.persisted += count
     progress.messages.extend(added)
     for message in added:
-        if message.role == "assistant":
+        if message.role == Role.ASSISTANT:
             progress.reply = message
-        rt.hub.emit(run.session_id, events.MessageAdded(message))
+    return added
 
 
 def _relay(handle: RunHandle, session_id: uuid.UUID, event: AgentStreamEvent | Any) -> None:
@@ -430,15 +454,25 @@ async def _finish(
     status: RunStatus,
     error: tuple[str, str] | None,
     usage: RunUsage | None,
-    progress: _Progress | None,
+    progress: _Progress,
+    final: list[ModelMessage],
 ) -> None:
+    """Store the last messages and the final status in one commit, then announce them."""
     rt = runtime.current()
     cost = usage.cost if usage is not None else None
     async with acquire() as conn, conn.transaction():
-        await conn.execute(
+        added = await _store(conn, progress, handle.run, final, None) if final else []
+        # Other processes learn of the end in the same commit as the final status.
+        for message in added:
+            rt.fanout.publish(session_id, handle.run.id, events.MessageAdded(message))
+        rt.fanout.publish(session_id, handle.run.id, events.RunFinished(handle.run))
+        ranged = await rt.fanout.flush(handle.run.id, conn, final=True)
+        # The streamed text is kept only while a notification may still point into it.
+        record = await conn.fetchrow(
             """UPDATE runs SET status = $2, finished_at = now(), requests = $3, input_tokens = $4,
-                   output_tokens = $5, cost = $6, error_code = $7, error_message = $8, reply_id = $9
-               WHERE id = $1 AND status = 'running'""",
+                   output_tokens = $5, cost = $6, error_code = $7, error_message = $8, reply_id = $9,
+                   partial_text = CASE WHEN $10 THEN partial_text ELSE '' END
+               WHERE id = $1 AND status = 'running' RETURNING *""",
             handle.run.id,
             status.value,
             usage.requests if usage else None,
@@ -447,13 +481,27 @@ async def _finish(
             float(cost) if isinstance(cost, Decimal | float | int) else None,
             error[0] if error else None,
             error[1] if error else None,
-            progress.reply.id if progress and progress.reply else None,
+            progress.reply.id if progress.reply else None,
+            ranged,
         )
-        # Other processes learn of the end in the same commit as the final status.
-        rt.fanout.publish(session_id, handle.run.id, events.RunFinished(handle.run))
-        await rt.fanout.flush(handle.run.id, conn, final=True)
-    run = await Run.get(id=handle.run.id)
+    if ranged:
+        asyncio.get_running_loop().call_later(RANGE_TEXT_TTL_S, lambda: rt.spawn(_forget_text(handle.run.id)))
+    # Marked INTERRUPTED meanwhile (our liveness lock was lost): keep what the database says.
+    run = _run_from(record) if record is not None else await Run.get(id=handle.run.id)
+    for message in added:
+        rt.hub.deliver(session_id, events.MessageAdded(message))
     rt.hub.deliver(session_id, events.RunFinished(run))
+    handle.result = TurnResult(
+        run=run,
+        user_message=progress.user_message,
+        reply=progress.reply,
+        messages=[progress.user_message, *progress.messages],
+    )
+
+
+async def _forget_text(run_id: uuid.UUID) -> None:
+    async with acquire() as conn:
+        await conn.execute("UPDATE runs SET partial_text = '' WHERE id = $1 AND status <> 'running'", run_id)
 
 
 def _error_info(exc: BaseException) -> tuple[str, str]:

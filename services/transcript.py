@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from models import Message, Role, RunStatus
+from models import Message, Role
 from services.conversation import RowDraft, StoredRow
 from services.errors import NotFound, RunInProgress
 from services.sessions import title_from
@@ -47,17 +47,19 @@ async def lock_idle_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> 
     A RUNNING run whose owning process died (its advisory lock is gone) is marked
     INTERRUPTED here, so a crashed process never blocks a session for good.
     """
-    await conn.execute("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE", session_id)
-    run = await conn.fetchrow(
-        "SELECT id, owner_key FROM runs WHERE session_id = $1 AND status = $2",
+    row = await conn.fetchrow(
+        """SELECT s.id, r.id AS run_id, r.owner_key FROM sessions s
+           LEFT JOIN runs r ON r.session_id = s.id AND r.status = 'running'
+           WHERE s.id = $1 FOR UPDATE OF s""",
         session_id,
-        RunStatus.RUNNING.value,
     )
-    if run is None:
+    if row is None:
+        raise NotFound.of("session", session_id)
+    if row["run_id"] is None:
         return
-    if await owner_alive(conn, run["owner_key"]):
+    if await owner_alive(conn, row["owner_key"]):
         raise RunInProgress()
-    await mark_interrupted(conn, [run["id"]])
+    await mark_interrupted(conn, [row["run_id"]])
 
 
 async def owner_alive(conn: asyncpg.Connection, owner_key: int) -> bool:

@@ -64,6 +64,7 @@ def server_env(database_url: str | None, **extra: str) -> dict[str, str]:
     env["PARLEY_PLUGINS"] = "tests.plugins"
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["PARLEY_LOG_LEVEL"] = "warning"
+    env["PARLEY_DB_POOL_SIZE"] = "8"  # several servers share one PostgreSQL in the tests
     env.update(extra)
     return env
 
