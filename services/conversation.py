@@ -142,22 +142,40 @@ class StoredRow:
     model_message: str
 
 
-def to_history_json(rows: list[StoredRow]) -> list[dict[str, Any]]:
-    """ModelMessage JSON (as ``ModelMessagesTypeAdapter.dump_python(..., mode="json")``)."""
-    out: list[dict[str, Any]] = []
-    last_group: int | None = None
+def _merged(rows: list[StoredRow]) -> list[str]:
+    """Each pydantic-ai message's JSON text; rows of one split request are merged back."""
+    out: list[str] = []
+    group: list[StoredRow] = []
+
+    def close() -> None:
+        if group:
+            first = json.loads(group[0].model_message)
+            for row in group[1:]:
+                first["parts"].extend(json.loads(row.model_message)["parts"])
+            out.append(json.dumps(first, separators=(",", ":"), ensure_ascii=False))
+            group.clear()
+
     for row in rows:
-        msg = json.loads(row.model_message)
-        if row.part_group is not None and row.part_group == last_group and out:
-            out[-1]["parts"].extend(msg["parts"])
+        if row.part_group is not None and group and group[0].part_group == row.part_group:
+            group.append(row)
+            continue
+        close()
+        if row.part_group is not None:
+            group.append(row)
         else:
-            out.append(msg)
-        last_group = row.part_group if row.part_group is not None else row.sequence
+            out.append(row.model_message)  # stored text, used as is
+    close()
     return out
 
 
+def to_history_json(rows: list[StoredRow]) -> list[dict[str, Any]]:
+    """ModelMessage JSON (as ``ModelMessagesTypeAdapter.dump_python(..., mode="json")``)."""
+    return json.loads("[" + ",".join(_merged(rows)) + "]")
+
+
 def to_history(rows: list[StoredRow]) -> list[ModelMessage]:
-    return ModelMessagesTypeAdapter.validate_python(to_history_json(rows))
+    # One validate_json over the stored texts: about twice as fast as parsing then validating.
+    return ModelMessagesTypeAdapter.validate_json("[" + ",".join(_merged(rows)) + "]")
 
 
 def window(rows: list[StoredRow], limit: int) -> list[StoredRow]:

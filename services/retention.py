@@ -26,7 +26,8 @@ from services.settings import Settings
 
 log = logging.getLogger("parley.retention")
 
-BATCH_SIZE = 200
+BATCH_SIZE = 200  # sessions per transaction at most
+BATCH_MESSAGES = 20_000  # ... and about this many messages (a bigger session goes alone)
 MAX_DAYS = 36500
 # pg_try_advisory_lock(int, int) keys: the two-int form cannot clash with the bigint keys
 # used elsewhere (run owners, migrations).
@@ -34,7 +35,7 @@ LOCK_CLASS = 0x504C5259  # "PLRY"
 LOCK_RETENTION = 1
 
 _PICK_SQL = """
-SELECT s.id FROM sessions s
+SELECT s.id, s.message_count FROM sessions s
 WHERE s.last_activity_at < now() - make_interval(days => $1::int)
   AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.session_id = s.id AND r.status = 'running')
 ORDER BY s.last_activity_at
@@ -58,16 +59,22 @@ async def cleanup(inactive_days: int, batch_size: int = BATCH_SIZE) -> int:
 
 async def _cleanup_on(conn: asyncpg.Connection, inactive_days: int, batch_size: int = BATCH_SIZE) -> int:
     total = 0
-    while True:
-        deleted = await _delete_batch(conn, inactive_days, batch_size)
+    while (deleted := await _delete_batch(conn, inactive_days, batch_size)) > 0:
         total += deleted
-        if deleted < batch_size:
-            return total
+    return total
 
 
 async def _delete_batch(conn: asyncpg.Connection, inactive_days: int, batch_size: int) -> int:
+    """One short transaction; 0 when nothing (unlocked) is left to delete."""
     async with conn.transaction():
-        ids: list[uuid.UUID] = [r["id"] for r in await conn.fetch(_PICK_SQL, inactive_days, batch_size)]
+        picked = await conn.fetch(_PICK_SQL, inactive_days, batch_size)
+        ids: list[uuid.UUID] = []
+        messages = 0
+        for row in picked:
+            if ids and messages + row["message_count"] > BATCH_MESSAGES:
+                break  # the rest stay for the next batch (their row locks end with this one)
+            ids.append(row["id"])
+            messages += row["message_count"]
         if not ids:
             return 0
         # Children first (explicitly, the cascades then find nothing left), then the sessions.
@@ -108,8 +115,7 @@ async def sweep_once(inactive_days: int, state: Sweeper | None = None) -> int | 
         try:
             deleted = await _cleanup_on(conn, inactive_days)
         finally:
-            # Also released if this fails: asyncpg's pool resets a connection it takes back
-            # (pg_advisory_unlock_all), and a broken connection takes its locks with it.
+            # Released whatever happened; a connection that broke took its locks with it.
             await conn.execute("SELECT pg_advisory_unlock($1, $2)", LOCK_CLASS, LOCK_RETENTION)
     state.sweeps += 1
     state.deleted += deleted

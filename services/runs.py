@@ -52,12 +52,13 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.toolsets import FunctionToolset
 from pydantic_ai.usage import RunUsage
+from tortoise.exceptions import DBConnectionError
 
 from models import Agent, MemoryScope, Message, Role, Run, RunStatus, Session, User
 from services import events, limits, llm, memory, runtime
 from services.conversation import RowDraft, drafts_from, dump, to_history, window
 from services.database import acquire
-from services.errors import BadInput, NotFound, RunInProgress
+from services.errors import BadInput, NotFound, RunInProgress, ServiceUnavailable
 from services.sessions import require_session
 from services.transcript import append, lock_idle_session, mark_interrupted, owner_alive, stored_rows
 
@@ -272,17 +273,17 @@ async def _execute(
     try:
         history = await _history(session.id, agent.history_limit, user_message.sequence)
         progress.history_len = len(history)
-        pa_agent = PydanticAgent(
-            llm.resolve(agent.model),
-            instructions=agent.instructions or None,
-            toolsets=[_memory_tools(user_id, session.id)] if agent.memory_enabled else None,
-        )
-        run_instructions = _memory_instructions(user_id, session.id) if agent.memory_enabled else None
+        pa_agent = _WITH_MEMORY if agent.memory_enabled else _WITHOUT_MEMORY
+        instructions: list[Any] = [agent.instructions] if agent.instructions else []
+        if agent.memory_enabled:
+            instructions.append(_remembered)
         async with pa_agent.run_stream_events(
             prompt,
+            model=llm.resolve(agent.model),
+            deps=_Deps(user_id, session.id),
             message_history=history,
             conversation_id=str(session.id),
-            instructions=run_instructions,
+            instructions=instructions or None,
             cancellation_token=handle.token,
             timeout=rt.settings.run_timeout_s,
         ) as stream:
@@ -506,6 +507,13 @@ async def _forget_text(run_id: uuid.UUID) -> None:
 
 def _error_info(exc: BaseException) -> tuple[str, str]:
     """A code and a message safe to show a client (no secrets, no provider bodies)."""
+    if isinstance(
+        exc, ServiceUnavailable | OSError | DBConnectionError | asyncpg.InterfaceError
+    ) or isinstance(
+        exc,
+        asyncpg.PostgresConnectionError | asyncpg.InsufficientResourcesError | asyncpg.CannotConnectNowError,
+    ):
+        return "SERVICE_UNAVAILABLE", "the database could not be reached during the reply; retry"
     if isinstance(exc, ModelTimeoutError | ModelRequestTimeout | TimeoutError):
         return "TIMEOUT", "the model did not answer in time"
     if isinstance(exc, ModelRateLimitError):
@@ -530,40 +538,53 @@ def _error_info(exc: BaseException) -> tuple[str, str]:
 # --- memory tools ---------------------------------------------------------------------------
 
 
-def _memory_tools(user_id: uuid.UUID, session_id: uuid.UUID) -> FunctionToolset[Any]:
-    async def save_memory(key: str, value: Any, scope: Literal["user", "session"] = "user") -> str:
-        """Remember a fact. scope "user": for all of this user's sessions; "session": this one only."""
-        try:
-            limits.json_value(value, "value")
-            key = key.strip()
-            if not key or len(key) > 200:
-                return "not saved: the key must have 1 to 200 characters"
-        except BadInput as exc:
-            return f"not saved: {exc.message}"
-        await memory.upsert(user_id, session_id if scope == "session" else None, key, value)
-        return f"saved {key!r} ({scope})"
-
-    async def delete_memory(key: str, scope: Literal["user", "session"] = "user") -> str:
-        """Forget a fact saved with save_memory."""
-        removed = await memory.remove(user_id, session_id if scope == "session" else None, key.strip())
-        return f"deleted {key!r} ({scope})" if removed else f"nothing saved under {key!r} ({scope})"
-
-    return FunctionToolset([save_memory, delete_memory])
+@dataclass
+class _Deps:
+    user_id: uuid.UUID
+    session_id: uuid.UUID
 
 
-def _memory_instructions(user_id: uuid.UUID, session_id: uuid.UUID) -> Any:
-    async def remembered(ctx: RunContext[Any]) -> str:
-        entries = await memory.entries_for_model(user_id, session_id)
-        if not entries:
-            return "You remember nothing yet. Use save_memory to remember facts worth keeping."
-        lines = [
-            f"- {e.key} ({'user' if e.scope == MemoryScope.USER else 'session'}): "
-            f"{json.dumps(e.value, ensure_ascii=False)}"
-            for e in entries
-        ]
-        return "What you remember (save_memory / delete_memory change it):\n" + "\n".join(lines)
+async def save_memory(
+    ctx: RunContext[_Deps], key: str, value: Any, scope: Literal["user", "session"] = "user"
+) -> str:
+    """Remember a fact. scope "user": for all of this user's sessions; "session": this one only."""
+    try:
+        limits.json_value(value, "value")
+    except BadInput as exc:
+        return f"not saved: {exc.message}"
+    key = key.strip()
+    if not key or len(key) > 200:
+        return "not saved: the key must have 1 to 200 characters"
+    session_id = ctx.deps.session_id if scope == "session" else None
+    await memory.upsert(ctx.deps.user_id, session_id, key, value)
+    return f"saved {key!r} ({scope})"
 
-    return remembered
+
+async def delete_memory(ctx: RunContext[_Deps], key: str, scope: Literal["user", "session"] = "user") -> str:
+    """Forget a fact saved with save_memory."""
+    session_id = ctx.deps.session_id if scope == "session" else None
+    removed = await memory.remove(ctx.deps.user_id, session_id, key.strip())
+    return f"deleted {key!r} ({scope})" if removed else f"nothing saved under {key!r} ({scope})"
+
+
+async def _remembered(ctx: RunContext[_Deps]) -> str:
+    """Dynamic instructions, read at every model request: the entries the model may use."""
+    entries = await memory.entries_for_model(ctx.deps.user_id, ctx.deps.session_id)
+    if not entries:
+        return "You remember nothing yet. Use save_memory to remember facts worth keeping."
+    lines = [
+        f"- {e.key} ({'user' if e.scope == MemoryScope.USER else 'session'}): "
+        f"{json.dumps(e.value, ensure_ascii=False)}"
+        for e in entries
+    ]
+    return "What you remember (save_memory / delete_memory change it):\n" + "\n".join(lines)
+
+
+# Built once: the model, instructions and caller are given per run.
+_WITH_MEMORY: PydanticAgent[_Deps, str] = PydanticAgent(
+    deps_type=_Deps, toolsets=[FunctionToolset([save_memory, delete_memory])]
+)
+_WITHOUT_MEMORY: PydanticAgent[_Deps, str] = PydanticAgent(deps_type=_Deps)
 
 
 # --- cancel and delete ----------------------------------------------------------------------

@@ -29,16 +29,12 @@ ALIVE_SQL = """EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AN
     AND ((l.classid::bigint << 32) | l.objid::bigint) = {key})"""
 
 
+_FIELDS = COLUMNS.split(", ")
+
+
 def message_from_record(rec: asyncpg.Record | dict[str, Any]) -> Message:
-    """A Message model from a raw row (no extra query)."""
-    data = dict(rec)
-    for key in ("tool_calls", "metadata"):
-        if isinstance(data.get(key), str):
-            data[key] = json.loads(data[key])
-    data["role"] = Role(data["role"])
-    msg = Message(**{k: data[k] for k in COLUMNS.split(", ")})
-    msg._saved_in_db = True
-    return msg
+    """A Message model from a raw row (no extra query), converted as Tortoise loads rows."""
+    return Message._init_from_db(**{k: rec[k] for k in _FIELDS})
 
 
 async def lock_idle_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> None:

@@ -93,7 +93,8 @@ async def test_a_busy_session_is_busy_for_every_process(pair, api, admin):
     first = await asyncio.wait_for(turn, 30)
     assert first["data"]["sendMessage"]["run"]["status"] == "CANCELLED"
     run = await final_status(a, api.token, run_id)
-    assert run["reply"]["content"].startswith("w0 ")
+    # Cancelled before or after its first words: whatever it had said is its reply.
+    assert run["reply"] is None or run["reply"]["content"].startswith("w0 ")
 
 
 async def test_a_killed_process_leaves_its_run_interrupted_and_spares_live_ones(
