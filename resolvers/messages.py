@@ -5,16 +5,17 @@ from typing import Any, cast
 
 import strawberry
 
-from models import Message, Role
+from models import Role
 from resolvers.context import Context
 from schema.inputs import MessageInput
 from services import messages
 from services.conversation import IncomingMessage
+from services.transcript import MessageRow
 
 
 async def add_messages(
     info: strawberry.Info[Context, None], session_id: uuid.UUID, items: list[MessageInput]
-) -> list[Message]:
+) -> list[MessageRow]:
     incoming = [
         IncomingMessage(
             role=Role(m.role.value),

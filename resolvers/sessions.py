@@ -5,13 +5,14 @@ from typing import Any
 
 import strawberry
 
-from models import Agent, MemoryEntry, Message, Session
+from models import Agent, MemoryEntry, Session
 from resolvers.context import Context
 from schema.enums import MessageRole
 from schema.inputs import CreateSessionInput, SessionFilter, UpdateSessionInput
 from services import messages, runs, sessions
 from services.messages import PageArgs
 from services.pagination import Page
+from services.transcript import MessageRow
 
 Info = strawberry.Info[Context, None]
 
@@ -46,7 +47,7 @@ async def messages_of(
     last: int | None,
     before: str | None,
     roles: list[MessageRole] | None,
-) -> Page[Message]:
+) -> Page[MessageRow]:
     args = _page_args(first, after, last, before, roles)
     args.resolved()  # reject bad arguments before batching
     return await info.context.loaders.message_page.load((root.id, args))
@@ -70,7 +71,7 @@ async def message_list(
     after: str | None,
     last: int | None,
     before: str | None,
-) -> Page[Message]:
+) -> Page[MessageRow]:
     return await messages.list_messages(
         info.context.user, session_id, _page_args(first, after, last, before, None)
     )

@@ -6,7 +6,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from models import Message, Run
+from models import Run
+from services.transcript import AnyMessage
 
 
 @dataclass
@@ -52,7 +53,7 @@ class ToolCallFinished:
 
 @dataclass
 class MessageAdded:
-    message: Message
+    message: AnyMessage
 
 
 @dataclass

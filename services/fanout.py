@@ -100,11 +100,15 @@ class Fanout:
 
     async def flush(
         self, run_id: uuid.UUID, conn: asyncpg.Connection | None = None, final: bool = False
-    ) -> None:
-        """Send what a run has buffered (with ``conn``: inside the caller's transaction)."""
+    ) -> bool:
+        """Send what a run has buffered (with ``conn``: inside the caller's transaction).
+
+        True when a notification points into ``runs.partial_text`` (its text was too large
+        to travel inline), so that text must outlive the run for a while.
+        """
         pending = self._pending.get(run_id)
         if pending is None:
-            return
+            return False
         async with pending.lock:
             if pending.timer is not None:
                 pending.timer.cancel()

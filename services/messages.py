@@ -17,7 +17,14 @@ from services.errors import BadInput
 from services.pagination import Page
 from services.sessions import require_session
 from services.transcript import COLUMNS as _COLUMNS
-from services.transcript import append, lock_idle_session, message_from_record, stored_rows
+from services.transcript import (
+    AnyMessage,
+    MessageRow,
+    append,
+    lock_idle_session,
+    message_from_record,
+    stored_rows,
+)
 
 _CURSOR = "m"
 _DEFAULT_PAGE = 20
@@ -52,11 +59,11 @@ class PageArgs:
             raise BadInput("invalid cursor") from exc
 
 
-def cursor_of(message: Message) -> str:
+def cursor_of(message: AnyMessage) -> str:
     return pagination.encode(_CURSOR, message.sequence)
 
 
-async def pages_for(session_ids: list[uuid.UUID], args: PageArgs) -> dict[uuid.UUID, Page[Message]]:
+async def pages_for(session_ids: list[uuid.UUID], args: PageArgs) -> dict[uuid.UUID, Page[MessageRow]]:
     """One page per session in a single statement (totalCount included)."""
     forward, size, cursor = args.resolved()
     conds = ["m.session_id = s.id"]
@@ -85,13 +92,13 @@ async def pages_for(session_ids: list[uuid.UUID], args: PageArgs) -> dict[uuid.U
     """
     async with acquire() as conn:
         records = await conn.fetch(sql, *params)
-    rows: dict[uuid.UUID, list[Message]] = defaultdict(list)
+    rows: dict[uuid.UUID, list[MessageRow]] = defaultdict(list)
     totals: dict[uuid.UUID, int] = {}
     for rec in records:
         totals[rec["sid"]] = rec["total"]
         if rec["id"] is not None:
             rows[rec["sid"]].append(message_from_record({k: rec[k] for k in _COLUMNS.split(", ")}))
-    pages: dict[uuid.UUID, Page[Message]] = {}
+    pages: dict[uuid.UUID, Page[MessageRow]] = {}
     for sid in session_ids:
         got = sorted(rows.get(sid, []), key=lambda m: m.sequence, reverse=not forward)
         more = len(got) > size
@@ -108,7 +115,7 @@ async def pages_for(session_ids: list[uuid.UUID], args: PageArgs) -> dict[uuid.U
     return pages
 
 
-async def list_messages(user: User, session_id: uuid.UUID, args: PageArgs) -> Page[Message]:
+async def list_messages(user: User, session_id: uuid.UUID, args: PageArgs) -> Page[MessageRow]:
     session = await require_session(user, session_id)
     return (await pages_for([session.id], args))[session.id]
 
@@ -117,7 +124,9 @@ async def messages_by_ids(ids: list[uuid.UUID]) -> dict[uuid.UUID, Message]:
     return {m.id: m for m in await Message.filter(id__in=list(set(ids)))}
 
 
-async def add_messages(user: User, session_id: uuid.UUID, incoming: list[IncomingMessage]) -> list[Message]:
+async def add_messages(
+    user: User, session_id: uuid.UUID, incoming: list[IncomingMessage]
+) -> list[MessageRow]:
     """Record turns produced elsewhere (OpenAI-style roles and tool calls)."""
     if not incoming:
         raise BadInput("messages must not be empty")

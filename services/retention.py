@@ -6,6 +6,11 @@ It goes with its messages, runs and SESSION-scoped memory. Sessions with a RUNNI
 Deletion works in batches of :data:`BATCH_SIZE` sessions, each in its own short transaction
 (rows picked with ``FOR UPDATE SKIP LOCKED``), so no table is locked for long and a session
 being written to right now is skipped rather than waited for.
+
+With ``PARLEY_RETENTION_DAYS`` set, :func:`background` sweeps every
+``PARLEY_RETENTION_INTERVAL`` seconds in every process; a sweep first takes a PostgreSQL
+advisory lock (``pg_try_advisory_lock``, held on the sweep's connection for the sweep only) and
+is skipped while another process of the group holds it.
 """
 
 from __future__ import annotations
@@ -115,13 +120,22 @@ async def sweep_once(inactive_days: int, state: Sweeper | None = None) -> int | 
         try:
             deleted = await _cleanup_on(conn, inactive_days)
         finally:
-            # Released whatever happened; a connection that broke took its locks with it.
-            await conn.execute("SELECT pg_advisory_unlock($1, $2)", LOCK_CLASS, LOCK_RETENTION)
+            await _unlock(conn)
     state.sweeps += 1
     state.deleted += deleted
     if deleted:
         log.info("retention: deleted %d sessions inactive for %d days", deleted, inactive_days)
     return deleted
+
+
+async def _unlock(conn: asyncpg.Connection) -> None:
+    """Pooled connections go back without any session state (the pool only rolls back), so
+    the lock must be released here; if that fails, the connection is closed, which releases it."""
+    try:
+        await conn.execute("SELECT pg_advisory_unlock($1, $2)", LOCK_CLASS, LOCK_RETENTION)
+    except BaseException:
+        conn.terminate()
+        raise
 
 
 async def _loop(days: int, interval: float, state: Sweeper) -> None:

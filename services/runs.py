@@ -60,7 +60,15 @@ from services.conversation import RowDraft, drafts_from, dump, to_history, windo
 from services.database import acquire
 from services.errors import BadInput, NotFound, RunInProgress, ServiceUnavailable
 from services.sessions import require_session
-from services.transcript import append, lock_idle_session, mark_interrupted, owner_alive, stored_rows
+from services.transcript import (
+    AnyMessage,
+    MessageRow,
+    append,
+    lock_idle_session,
+    mark_interrupted,
+    owner_alive,
+    stored_rows,
+)
 
 log = logging.getLogger("parley.runs")
 
@@ -71,9 +79,9 @@ RANGE_TEXT_TTL_S = 60.0  # how long a finished run keeps text that notifications
 @dataclass
 class TurnResult:
     run: Run
-    user_message: Message
-    reply: Message | None
-    messages: list[Message]
+    user_message: AnyMessage
+    reply: AnyMessage | None
+    messages: list[AnyMessage]
 
 
 @dataclass
@@ -106,11 +114,14 @@ async def active_runs_for(session_ids: list[uuid.UUID]) -> dict[uuid.UUID, Run]:
     return {r.session_id: r for r in rows}
 
 
-async def run_messages(run: Run) -> list[Message]:
+async def run_messages(run: Run) -> list[AnyMessage]:
     """The user message and everything the run persisted, in sequence order."""
     user_message = await Message.get_or_none(id=run.user_message_id) if run.user_message_id else None
     if user_message is None:
-        return await Message.filter(session_id=run.session_id, run_id=run.id).order_by("sequence")
+        rows: list[AnyMessage] = [
+            *await Message.filter(session_id=run.session_id, run_id=run.id).order_by("sequence")
+        ]
+        return rows
     # A run's rows follow its user message: the (session, sequence) index finds them.
     later = await Message.filter(
         session_id=run.session_id, sequence__gt=user_message.sequence, run_id=run.id
@@ -124,7 +135,7 @@ async def run_messages(run: Run) -> list[Message]:
 @dataclass
 class Started:
     run: Run
-    user_message: Message | None
+    user_message: AnyMessage | None
     created: bool
     handle: RunHandle | None = None
 
@@ -253,15 +264,20 @@ class _Progress:
     """What a run has persisted so far of pydantic-ai's messages."""
 
     history_len: int
-    user_message: Message
+    user_message: AnyMessage
     started: float = field(default_factory=time.monotonic)
     persisted: int = 0  # new messages persisted (the user request counts once updated)
-    messages: list[Message] = field(default_factory=list)
-    reply: Message | None = None
+    messages: list[AnyMessage] = field(default_factory=list)
+    reply: AnyMessage | None = None
 
 
 async def _execute(
-    handle: RunHandle, agent: Agent, user_id: uuid.UUID, session: Session, prompt: str, user_message: Message
+    handle: RunHandle,
+    agent: Agent,
+    user_id: uuid.UUID,
+    session: Session,
+    prompt: str,
+    user_message: AnyMessage,
 ) -> None:
     rt = runtime.current()
     run = handle.run
@@ -372,7 +388,7 @@ async def _store(
     run: Run,
     all_messages: list[ModelMessage],
     upto: type | None,
-) -> list[Message]:
+) -> list[MessageRow]:
     new = all_messages[progress.history_len :]
     if upto is not None:
         last = max((i for i, m in enumerate(new) if isinstance(m, upto)), default=-1)

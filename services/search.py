@@ -21,11 +21,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from models import Message, Session, User
+from models import Session, User
 from services import limits
 from services.database import acquire
 from services.sessions import require_session
-from services.transcript import COLUMNS, message_from_record
+from services.transcript import COLUMNS, MessageRow, message_from_record
 
 HEADLINE_OPTIONS = "StartSel=<b>, StopSel=</b>"
 
@@ -73,7 +73,7 @@ _SEARCH_SESSION_SQL = _SEARCH_SQL.format(in_session="AND m.session_id = $4")
 
 @dataclass
 class Hit:
-    message: Message
+    message: MessageRow
     session: Session
     snippet: str
     rank: float

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -32,9 +34,47 @@ ALIVE_SQL = """EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AN
 _FIELDS = COLUMNS.split(", ")
 
 
-def message_from_record(rec: asyncpg.Record | dict[str, Any]) -> Message:
-    """A Message model from a raw row (no extra query), converted as Tortoise loads rows."""
-    return Message._init_from_db(**{k: rec[k] for k in _FIELDS})
+@dataclass(slots=True)
+class MessageRow:
+    """A stored message read straight from its row.
+
+    A plain object on purpose: Tortoise model instances are awaitable, and GraphQL awaits
+    every awaitable field value, which made each message of a page cost a coroutine.
+    """
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    sequence: int
+    role: Role
+    content: str
+    tool_calls: list[dict[str, Any]]
+    tool_call_id: str | None
+    tool_name: str | None
+    run_id: uuid.UUID | None
+    model: str | None
+    requests: int | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost: float | None
+    processing_time_ms: int | None
+    metadata: dict[str, Any]
+    model_message: str
+    part_group: int | None
+    created_at: datetime
+
+
+AnyMessage = Message | MessageRow
+
+
+def message_from_record(rec: asyncpg.Record | dict[str, Any]) -> MessageRow:
+    values = [rec[k] for k in _FIELDS]
+    row = MessageRow(*values)
+    row.role = Role(row.role)
+    if isinstance(row.tool_calls, str):
+        row.tool_calls = json.loads(row.tool_calls)
+    if isinstance(row.metadata, str):
+        row.metadata = json.loads(row.metadata)
+    return row
 
 
 async def lock_idle_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> None:
@@ -78,7 +118,7 @@ async def append(
     *,
     run_id: uuid.UUID | None = None,
     processing_time_ms: int | None = None,
-) -> list[Message]:
+) -> list[MessageRow]:
     """Append rows with the next sequences. Call inside a transaction.
 
     The session row update both hands out the sequences and serialises writers of one
