@@ -11,7 +11,7 @@ at a time:
   a word present in ~20% of messages)
 
 SQL statements are counted in-process by wrapping asyncpg's ``Connection`` query methods
-(BEGIN/COMMIT included; the pool's reset query on release is not counted). The count is
+(BEGIN/COMMIT included; a pool reset query on release, if any, is not counted). The count is
 shown for ``sessions(first: 5)`` and ``sessions(first: 50)`` to show it does not grow.
 
     python bench/stats.py [--quick] [--strict]

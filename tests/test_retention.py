@@ -128,6 +128,24 @@ async def test_cleanup_in_batches(api):
     assert await leftovers(ids) == {"messages": 0, "runs": 0, "memory_entries": 0}
 
 
+async def test_cleanup_batches_are_bounded_by_messages(api, monkeypatch):
+    ids = [await new_session(api) for _ in range(4)]  # 2 messages each
+    for sid in ids:
+        await age(sid, 2320)
+    monkeypatch.setattr(retention, "BATCH_MESSAGES", 5)
+    sizes: list[int] = []
+    original = retention._delete_batch
+
+    async def spy(*args: Any) -> int:
+        sizes.append(await original(*args))
+        return sizes[-1]
+
+    monkeypatch.setattr(retention, "_delete_batch", spy)
+    assert await retention.cleanup(2310) == 4
+    assert sizes == [2, 2, 0]  # 2 + 2 messages fit in 5, a third session would not
+    assert await leftovers(ids) == {"messages": 0, "runs": 0, "memory_entries": 0}
+
+
 async def test_cleanup_keeps_a_session_with_a_running_reply(api):
     busy = await new_session(api, with_data=False)
     idle = await new_session(api, with_data=False)
@@ -193,11 +211,12 @@ async def test_background_task_deletes_periodically(api, database_url):
     settings = Settings(database_url=database_url, retention_days=3900, retention_interval_s=0.05)
     async with retention.background(settings) as sweeper:
         await wait_for(lambda: _gone([first]))
-        assert sweeper.deleted >= 1
+        await wait_for(lambda: _true(sweeper.deleted >= 1))  # counted once the sweep returns
         # Later sweeps pick up sessions that become inactive afterwards.
         second = await new_session(api)
         await age(second, 4000)
         await wait_for(lambda: _gone([second]))
+        await wait_for(lambda: _true(sweeper.deleted >= 2))
         assert sweeper.sweeps >= 2 and sweeper.failures == 0
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "parley-retention"]
     assert await leftovers([first, second]) == {"messages": 0, "runs": 0, "memory_entries": 0}
@@ -214,20 +233,39 @@ async def test_background_task_runs_once_per_group(api, database_url):
             "SELECT pg_try_advisory_lock($1, $2)", retention.LOCK_CLASS, retention.LOCK_RETENTION
         )
         async with retention.background(settings) as sweeper:
-
-            async def skipped_twice() -> bool:
-                return sweeper.skipped >= 2
-
-            await wait_for(skipped_twice)
+            await wait_for(lambda: _true(sweeper.skipped >= 2))
             assert sweeper.sweeps == 0
             assert await existing([sid]) == {sid}
             await holder.execute(
                 "SELECT pg_advisory_unlock($1, $2)", retention.LOCK_CLASS, retention.LOCK_RETENTION
             )
             await wait_for(lambda: _gone([sid]))
-            assert sweeper.sweeps >= 1
+            await wait_for(lambda: _true(sweeper.deleted == 1))
     finally:
         await holder.close()
+
+
+async def retention_lock_holders() -> int:
+    rows = await sql(
+        """SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted
+             AND classid = $1 AND objid = $2 AND objsubid = 2""",
+        retention.LOCK_CLASS,
+        retention.LOCK_RETENTION,
+    )
+    return int(rows[0]["n"])
+
+
+async def test_the_lock_is_held_only_during_a_sweep(api, database_url):
+    sid = await new_session(api)
+    await age(sid, 4300)
+    settings = Settings(database_url=database_url, retention_days=4250, retention_interval_s=3600)
+    async with retention.background(settings) as sweeper:
+        await wait_for(lambda: _true(sweeper.sweeps == 1))
+        assert sweeper.deleted == 1 and await existing([sid]) == set()
+        # Between sweeps no connection (pooled ones included) keeps the lock.
+        assert await retention_lock_holders() == 0
+        assert await retention.sweep_once(4250) == 0
+    assert await retention_lock_holders() == 0
 
 
 async def test_two_background_tasks_share_the_work(api, database_url):
@@ -237,8 +275,9 @@ async def test_two_background_tasks_share_the_work(api, database_url):
     settings = Settings(database_url=database_url, retention_days=4150, retention_interval_s=0.05)
     async with retention.background(settings) as one, retention.background(settings) as two:
         await wait_for(lambda: _gone(ids))
-        await wait_for(lambda: _true(one.sweeps + two.sweeps >= 3))
         # Whoever swept, each session was deleted exactly once.
+        await wait_for(lambda: _true(one.deleted + two.deleted == 4))
+        await wait_for(lambda: _true(one.sweeps + two.sweeps >= 3))
         assert one.deleted + two.deleted == 4
         assert one.failures == two.failures == 0
 

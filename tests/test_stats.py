@@ -452,3 +452,113 @@ async def test_popular_agents_empty_for_a_newcomer(api):
 @pytest.mark.parametrize(("days", "limit"), [(0, 10), (3651, 10), (30, 0), (30, 101)])
 async def test_popular_agents_rejects_bad_arguments(api, days, limit):
     assert await api.code(POPULAR, {"d": days, "l": limit}) == "BAD_USER_INPUT"
+
+
+# ---------------------------------------------------------------- real turns (sendMessage)
+
+SEND = """mutation($s: UUID!, $c: String!) { sendMessage(sessionId: $s, content: $c) {
+  run { id status startedAt finishedAt error { code } }
+  messages { role usage { inputTokens outputTokens } cost toolCalls { id } } } }"""
+
+
+async def send(api: Any, session_id: str, content: str) -> dict[str, Any]:
+    return (await api.gql(SEND, {"s": session_id, "c": content}))["sendMessage"]
+
+
+def duration_ms(run: dict[str, Any]) -> float:
+    return (parse(run["finishedAt"]) - parse(run["startedAt"])).total_seconds() * 1000
+
+
+def usage_sum(turns: list[dict[str, Any]]) -> tuple[int, int]:
+    usages = [m["usage"] for t in turns for m in t["messages"] if m["usage"]]
+    return sum(u["inputTokens"] for u in usages), sum(u["outputTokens"] for u in usages)
+
+
+async def test_stats_after_real_turns(make_api, admin):
+    from pydantic_ai.exceptions import ModelHTTPError
+
+    from tests.scripted import call, register, tool_returns
+
+    api = await make_api()
+    # The default agent's `echo` model answers with the user's words: n words in, n words out.
+    echo = await new_session(api)
+    e1 = await send(api, echo, "hello there world")
+    e2 = await send(api, echo, "one two")
+    assert [e1["run"]["status"], e2["run"]["status"]] == ["COMPLETED", "COMPLETED"]
+
+    # A scripted agent: a turn that calls a tool then answers, then a turn whose model fails.
+    failing = {"now": False}
+
+    async def stream(messages: Any, info: Any) -> Any:
+        if failing["now"]:
+            raise ModelHTTPError(500, "m", body={"error": "down"})
+        if not tool_returns(messages):
+            yield call("save_memory", '{"key": "mood", "value": "sunny", "scope": "session"}', "call-1")
+        else:
+            yield "noted"
+
+    agent = f"tools-{uuid.uuid4().hex[:6]}"
+    await admin.gql(
+        "mutation($i: AgentInput!) { createAgent(input: $i) { name } }",
+        {"i": {"name": agent, "model": register(stream)}},
+    )
+    tools = await new_session(api, agent)
+    t1 = await send(api, tools, "remember my mood")
+    assert [m["role"] for m in t1["messages"]] == ["USER", "ASSISTANT", "TOOL", "ASSISTANT"]
+    failing["now"] = True
+    t2 = await send(api, tools, "and now?")
+    assert t2["run"]["status"] == "FAILED" and [m["role"] for m in t2["messages"]] == ["USER"]
+
+    query = f"query($id: UUID!) {{ session(id: $id) {{ stats {{ {STATS_FIELDS} }} }} }}"
+    echo_stats = (await api.gql(query, {"id": echo}))["session"]["stats"]
+    assert echo_stats.pop("averageResponseTimeMs") == pytest.approx(
+        (duration_ms(e1["run"]) + duration_ms(e2["run"])) / 2, abs=0.01
+    )
+    echo_stats.pop("firstMessageAt"), echo_stats.pop("lastActivityAt")
+    assert echo_stats == {
+        "messageCount": 4,
+        "userMessages": 2,
+        "assistantMessages": 2,
+        "toolCalls": 0,
+        "errors": 0,
+        "inputTokens": 5,
+        "outputTokens": 5,
+        "totalCost": 0.0,
+    }
+
+    tool_stats = (await api.gql(query, {"id": tools}))["session"]["stats"]
+    assert tool_stats.pop("averageResponseTimeMs") == pytest.approx(duration_ms(t1["run"]), abs=0.01)
+    tool_stats.pop("firstMessageAt"), tool_stats.pop("lastActivityAt")
+    tool_in, tool_out = usage_sum([t1, t2])
+    assert tool_in > 0 and tool_out > 0
+    assert tool_stats == {
+        "messageCount": 5,
+        "userMessages": 2,
+        "assistantMessages": 2,
+        "toolCalls": 1,
+        "errors": 1,
+        "inputTokens": tool_in,
+        "outputTokens": tool_out,
+        "totalCost": 0.0,
+    }
+
+    usage = (await api.gql(f"{{ stats(days: 1) {{ {USAGE_FIELDS} }} }}"))["stats"]
+    usage.pop("lastActivityAt")
+    assert usage == {
+        "periodDays": 1,
+        "sessions": 2,
+        "newSessions": 2,
+        "activeSessions": 2,
+        "messages": 9,
+        "userMessages": 4,
+        "assistantMessages": 4,
+        "errors": 1,
+        "inputTokens": 5 + tool_in,
+        "outputTokens": 5 + tool_out,
+        "totalCost": 0.0,
+    }
+    popular = (await api.gql(POPULAR, {"d": 1, "l": 10}))["popularAgents"]
+    assert [(r["agent"]["name"], r["sessions"], r["users"], r["messages"]) for r in popular] == [
+        (agent, 1, 1, 5),
+        ("assistant", 1, 1, 4),
+    ]
