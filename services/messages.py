@@ -23,7 +23,6 @@ from services.transcript import (
     append,
     lock_idle_session,
     message_from_record,
-    stored_rows,
 )
 
 _CURSOR = "m"
@@ -194,12 +193,6 @@ def _check_links(incoming: list[IncomingMessage], known: dict[str, str]) -> None
             raise BadInput(
                 f"messages[{i}].toolCallId {msg.tool_call_id!r} answers no tool call of this session"
             )
-
-
-async def history_json(user: User, session_id: uuid.UUID) -> list[dict[str, Any]]:
-    session = await require_session(user, session_id)
-    async with acquire() as conn:
-        return to_history_json(await stored_rows(conn, session.id))
 
 
 async def histories_for(session_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
