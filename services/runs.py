@@ -43,12 +43,15 @@ from pydantic_ai.messages import (
     ModelResponse,
     PartDeltaEvent,
     PartStartEvent,
+    RetryPromptPart,
     TextPart,
     TextPartDelta,
     ThinkingPart,
     ThinkingPartDelta,
+    ToolCallPart,
     ToolReturnPart,
     UserPromptPart,
+    repair_messages,
 )
 from pydantic_ai.toolsets import FunctionToolset
 from pydantic_ai.usage import RunUsage
@@ -334,14 +337,28 @@ async def _execute(
         if error[0] == "INTERNAL_SERVER_ERROR":
             log.exception("run %s failed", run.id)
         else:
-            log.warning("run %s failed: %s: %s", run.id, error[0], exc)
+            # The class and status only: provider error bodies may carry secrets.
+            log.warning("run %s failed: %s (%s)", run.id, error[0], _describe(exc))
         final = _completed_so_far(stream)
+        usage = _usage_so_far(stream)  # requests already made were billed
     finally:
         try:
             await _finish(handle, session.id, status, error, usage, progress, final)
         finally:
             handle.done.set()
             rt.handles.pop(run.id, None)
+
+
+def _describe(exc: BaseException) -> str:
+    status = getattr(exc, "status_code", None)
+    return f"{type(exc).__name__}{f' HTTP {status}' if status else ''}"
+
+
+def _usage_so_far(stream: Any) -> RunUsage | None:
+    try:
+        return stream.usage if stream is not None else None
+    except Exception:  # no usage before the first request
+        return None
 
 
 def _completed_so_far(stream: Any) -> list[ModelMessage]:
@@ -370,7 +387,28 @@ async def _history(session_id: uuid.UUID, limit: int, before_sequence: int) -> l
     async with acquire() as conn:
         rows = await stored_rows(conn, session_id, limit + 1)
     rows = [r for r in rows if r.sequence < before_sequence]
-    return to_history(window(rows, limit))
+    history = to_history(window(rows, limit))
+    # Turns recorded with addMessages may leave a tool call unanswered, which pydantic-ai refuses:
+    # close such calls out (only then, so a well-formed history is sent exactly as stored).
+    return repair_messages(history) if _dangling_calls(history) else history
+
+
+def _dangling_calls(history: list[ModelMessage]) -> bool:
+    calls = {
+        p.tool_call_id
+        for m in history
+        if isinstance(m, ModelResponse)
+        for p in m.parts
+        if isinstance(p, ToolCallPart)
+    }
+    answered = {
+        p.tool_call_id
+        for m in history
+        if isinstance(m, ModelRequest)
+        for p in m.parts
+        if isinstance(p, ToolReturnPart | RetryPromptPart)
+    }
+    return bool(calls - answered)
 
 
 async def _persist(progress: _Progress, run: Run, all_messages: list[ModelMessage], upto: type) -> None:
@@ -411,8 +449,8 @@ async def _store(
     progress.persisted += count
     progress.messages.extend(added)
     for message in added:
-        if message.role == Role.ASSISTANT:
-            progress.reply = message
+        if message.role == Role.ASSISTANT and message.content:
+            progress.reply = message  # the reply is text; a message that only calls tools is not
     return added
 
 
@@ -498,7 +536,7 @@ async def _finish(
             float(cost) if isinstance(cost, Decimal | float | int) else None,
             error[0] if error else None,
             error[1] if error else None,
-            progress.reply.id if progress.reply else None,
+            progress.reply.id if progress.reply and status is not RunStatus.FAILED else None,
             ranged,
         )
     if ranged:
@@ -511,7 +549,7 @@ async def _finish(
     handle.result = TurnResult(
         run=run,
         user_message=progress.user_message,
-        reply=progress.reply,
+        reply=progress.reply if status is not RunStatus.FAILED else None,
         messages=[progress.user_message, *progress.messages],
     )
 

@@ -379,3 +379,46 @@ async def test_default_agent_echoes(api):
     session = await new_session(api)
     result = await send(api, session, "ping pong")
     assert result["reply"]["content"] == "ping pong" and result["run"]["model"] == "echo"
+
+
+async def test_an_unanswered_tool_call_recorded_elsewhere_does_not_block_the_session(api, admin):
+    recorder = Recorder()
+    agent = await make_agent(admin, echo_upper, recorder, memoryEnabled=False)
+    session = await new_session(api, agent)
+    await api.gql(
+        """mutation($s: UUID!, $m: [MessageInput!]!) { addMessages(sessionId: $s, messages: $m) { sequence } }""",
+        {
+            "s": session,
+            "m": [
+                {"role": "USER", "content": "book a table"},
+                {"role": "ASSISTANT", "toolCalls": [{"id": "b1", "name": "book", "arguments": {"n": 2}}]},
+            ],
+        },
+    )
+    result = await send(api, session, "never mind")
+    assert result["run"]["status"] == "COMPLETED" and result["reply"]["content"] == "NEVER MIND"
+    returns = [
+        p
+        for m in recorder.requests[-1]
+        if isinstance(m, ModelRequest)
+        for p in m.parts
+        if isinstance(p, ToolReturnPart)
+    ]
+    assert [r.tool_call_id for r in returns] == ["b1"]  # closed out for the model
+
+
+async def test_a_run_failing_after_a_tool_call_keeps_the_call_but_has_no_reply(api, admin):
+    async def stream(messages: Any, info: Any) -> Any:
+        if not tool_returns(messages):
+            yield call("save_memory", '{"key": "k", "value": 1}', "c1")
+        else:
+            raise ModelHTTPError(503, "m", body="down")
+            yield ""
+
+    agent = await make_agent(admin, stream)
+    session = await new_session(api, agent)
+    result = (await api.post(SEND, {"s": session, "c": "try", "k": None})).json()["data"]["sendMessage"]
+    assert result["run"]["status"] == "FAILED" and result["run"]["error"]["code"] == "PROVIDER_ERROR"
+    assert result["reply"] is None and result["run"]["reply"] is None
+    assert [m["role"] for m in result["messages"]] == ["USER", "ASSISTANT", "TOOL"]
+    assert result["run"]["usage"]["requests"] >= 1  # the request made before the failure counts
