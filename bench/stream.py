@@ -364,16 +364,21 @@ async def _setup_sessions(url: str, admin: str, count: int) -> list[str]:
 
 
 STUCK_SQL = """
-SELECT count(*) FILTER (WHERE state = 'idle in transaction' AND query LIKE 'UPDATE runs SET status%') AS finishing,
-       count(*) FILTER (WHERE state = 'active' AND wait_event_type = 'Lock' AND query LIKE '%partial_text%') AS flushing,
-       (SELECT count(*) FROM runs WHERE status = 'running') AS running
-FROM pg_stat_activity WHERE datname = current_database()"""
+SELECT (SELECT count(*) FROM runs WHERE status = 'running') AS running,
+       count(*) FILTER (WHERE state = 'idle in transaction') AS idle_in_tx,
+       count(*) FILTER (WHERE state = 'active' AND wait_event_type = 'Lock') AS lock_waits,
+       mode() WITHIN GROUP (ORDER BY left(regexp_replace(query, '\\s+', ' ', 'g'), 60))
+           FILTER (WHERE state = 'idle in transaction') AS idle_in_tx_query
+FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"""
 
 
-async def _diagnose(db_url: str) -> dict[str, int]:
+async def _diagnose(db_url: str, server_pid: int) -> dict[str, Any]:
     async with h.db_conn(db_url) as conn:
-        row = await conn.fetchrow(STUCK_SQL)
-    return dict(row)
+        cpu0 = h.cpu_seconds(server_pid)
+        await asyncio.sleep(1.0)
+        row = dict(await conn.fetchrow(STUCK_SQL))
+        row["server_cpu_1s"] = h.cpu_seconds(server_pid) - cpu0
+    return row
 
 
 def print_round(label: str, i: int, r: dict[str, Any]) -> None:
@@ -431,13 +436,12 @@ def run(args: Any) -> h.Report:
                 parley_rounds.append(r)
                 print_round("parley", i + 1, r)
                 if r["unfinished"]:
-                    stuck = asyncio.run(_diagnose(db_url))
+                    stuck = asyncio.run(_diagnose(db_url, server.pid))
                     print(
-                        f"      after the round: {stuck['running']} runs still RUNNING; "
-                        f"{stuck['finishing']} connections idle in transaction after 'UPDATE runs SET status' "
-                        f"(_finish), {stuck['flushing']} fan-out flushes waiting on a row lock "
-                        f"('UPDATE runs SET partial_text'): a lock-order deadlock between Fanout.flush "
-                        f"and runs._finish",
+                        f"      after the round: {stuck['running']} runs still RUNNING; server CPU over 1 s: "
+                        f"{stuck['server_cpu_1s']:.2f} s; database connections idle in transaction: "
+                        f"{stuck['idle_in_tx']} (most common last statement: {stuck['idle_in_tx_query']!r}), "
+                        f"waiting on a lock: {stuck['lock_waits']}",
                         flush=True,
                     )
                     break  # the server is wedged: further rounds would measure the hang
