@@ -61,7 +61,7 @@ def _text(content: Any) -> str:
     return json.dumps(content, ensure_ascii=False, default=str)
 
 
-def _arguments(part: ToolCallPart) -> Any:
+def tool_arguments(part: ToolCallPart) -> Any:
     try:
         return part.args_as_dict()
     except Exception:  # arguments a model produced may be broken JSON: keep them as text
@@ -81,7 +81,7 @@ def drafts_from(message: ModelMessage) -> list[RowDraft]:
     if isinstance(message, ModelResponse):
         text = "".join(p.content for p in message.parts if isinstance(p, TextPart))
         calls = [
-            {"id": p.tool_call_id, "name": p.tool_name, "arguments": _arguments(p)}
+            {"id": p.tool_call_id, "name": p.tool_name, "arguments": tool_arguments(p)}
             for p in message.parts
             if isinstance(p, ToolCallPart)
         ]

@@ -59,7 +59,7 @@ from tortoise.exceptions import DBConnectionError
 
 from models import Agent, MemoryScope, Message, Role, Run, RunStatus, Session, User
 from services import events, limits, llm, memory, runtime
-from services.conversation import RowDraft, drafts_from, dump, to_history, window
+from services.conversation import RowDraft, drafts_from, dump, to_history, tool_arguments, window
 from services.database import acquire
 from services.errors import BadInput, NotFound, RunInProgress, ServiceUnavailable
 from services.sessions import require_session
@@ -472,7 +472,10 @@ def _relay(handle: RunHandle, session_id: uuid.UUID, event: AgentStreamEvent | A
             hub.emit(session_id, events.ThinkingDelta(run_id, delta.content_delta))
     elif isinstance(event, FunctionToolCallEvent):
         part = event.part
-        hub.emit(session_id, events.ToolCallStarted(run_id, part.tool_call_id, part.tool_name, _args(part)))
+        hub.emit(
+            session_id,
+            events.ToolCallStarted(run_id, part.tool_call_id, part.tool_name, tool_arguments(part)),
+        )
     elif isinstance(event, FunctionToolResultEvent):
         result = event.part
         content = result.content if isinstance(result, ToolReturnPart) else result.model_response()
@@ -486,13 +489,6 @@ def _text(handle: RunHandle, session_id: uuid.UUID, delta: str) -> None:
     handle.text += delta
     handle.index += 1
     runtime.current().hub.emit(session_id, events.TextDelta(handle.run.id, handle.index, delta))
-
-
-def _args(part: Any) -> Any:
-    try:
-        return part.args_as_dict()
-    except Exception:
-        return part.args
 
 
 def _jsonable(value: Any) -> Any:
