@@ -485,9 +485,7 @@ def run(args: Any) -> h.Report:
         f"{1000 * h.percentile(raw_lat, 50):.1f} / {1000 * h.percentile(raw_lat, 99):.1f}",
     )
     if stuck:
-        report.figure(
-            "runs left RUNNING (deadlocked finish)", str(stuck["running"]), "0", stuck["running"] == 0
-        )
+        report.figure("runs left RUNNING after the round", str(stuck["running"]), "0", stuck["running"] == 0)
     return report
 
 
