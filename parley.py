@@ -83,6 +83,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             workers=args.workers or settings.workers,
             log_level=settings.log_level,
             ws="websockets-sansio",
+            # Compression costs ~40 KB per connection; chat deltas are small anyway.
+            ws_per_message_deflate=False,
         )
     return 0
 

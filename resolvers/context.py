@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from functools import cached_property
 from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -28,25 +29,46 @@ def _loader(fetch: Callable[[list[K]], Awaitable[Mapping[K, V]]], default: Any =
 
 
 class Loaders:
-    """One set per request (and per event on long subscriptions), so nothing is cached stale."""
+    """One set per request (and per event on long subscriptions), so nothing is cached stale.
+
+    Each loader is made on first use: a subscription event that needs none costs nothing.
+    """
 
     def __init__(self, user_id: uuid.UUID | None) -> None:
-        self.agent: DataLoader[uuid.UUID, Agent] = _loader(agents.agents_by_ids)
-        self.history: DataLoader[uuid.UUID, list[dict[str, Any]]] = _loader(
-            messages.histories_for, default=[]
-        )
-        self.session_memory: DataLoader[uuid.UUID, list[MemoryEntry]] = _loader(
-            memory.session_memory_for, default=[]
-        )
-        self.message: DataLoader[uuid.UUID, Message | None] = _loader(messages.messages_by_ids)
-        self.active_run: DataLoader[uuid.UUID, Run | None] = _loader(runs.active_runs_for)
-        self.session_stats: DataLoader[uuid.UUID, stats.SessionStats] = _loader(stats.session_stats_for)
-        # Message pages of many sessions with the same arguments, in one query per argument set.
-        self.message_page: DataLoader[tuple[uuid.UUID, messages.PageArgs], Any] = DataLoader(
-            load_fn=self._message_pages
-        )
-        self.session: DataLoader[uuid.UUID, Session | None] = _loader(self._sessions)
         self._user_id = user_id
+
+    @cached_property
+    def agent(self) -> DataLoader[uuid.UUID, Agent]:
+        return _loader(agents.agents_by_ids)
+
+    @cached_property
+    def history(self) -> DataLoader[uuid.UUID, list[dict[str, Any]]]:
+        return _loader(messages.histories_for, default=[])
+
+    @cached_property
+    def session_memory(self) -> DataLoader[uuid.UUID, list[MemoryEntry]]:
+        return _loader(memory.session_memory_for, default=[])
+
+    @cached_property
+    def message(self) -> DataLoader[uuid.UUID, Message | None]:
+        return _loader(messages.messages_by_ids)
+
+    @cached_property
+    def active_run(self) -> DataLoader[uuid.UUID, Run | None]:
+        return _loader(runs.active_runs_for)
+
+    @cached_property
+    def session_stats(self) -> DataLoader[uuid.UUID, stats.SessionStats]:
+        return _loader(stats.session_stats_for)
+
+    @cached_property
+    def message_page(self) -> DataLoader[tuple[uuid.UUID, messages.PageArgs], Any]:
+        # Message pages of many sessions with the same arguments, in one query per argument set.
+        return DataLoader(load_fn=self._message_pages)
+
+    @cached_property
+    def session(self) -> DataLoader[uuid.UUID, Session | None]:
+        return _loader(self._sessions)
 
     async def _sessions(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, Session]:
         assert self._user_id is not None

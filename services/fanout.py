@@ -109,7 +109,23 @@ class Fanout:
         pending = self._pending.get(run_id)
         if pending is None:
             return False
-        async with pending.lock:
+        if conn is not None:
+            return await self._flush_on(conn, run_id, pending, final)
+        if not pending.items:
+            return False
+        # A connection first, then the run's lock: whoever holds the lock also holds a
+        # connection, so a full pool can never leave the lock's holder waiting for one.
+        try:
+            async with acquire() as own:
+                return await self._flush_on(own, run_id, pending, final)
+        except Exception:  # watchers elsewhere miss live text; persisted data is intact
+            log.exception("could not publish events of run %s", run_id)
+            return False
+
+    async def _flush_on(
+        self, conn: asyncpg.Connection, run_id: uuid.UUID, pending: _Pending, final: bool
+    ) -> bool:
+        async with pending.lock:  # one flush of a run at a time keeps its notifications in order
             if pending.timer is not None:
                 pending.timer.cancel()
                 pending.timer = None
@@ -122,16 +138,7 @@ class Fanout:
             start = pending.offset
             pending.offset += len(text)
             payloads = self._payloads(pending, run_id, items, text, start)
-            try:
-                if conn is not None:
-                    await self._send(conn, run_id, text, pending.index, payloads)
-                else:
-                    async with acquire() as own:
-                        await self._send(own, run_id, text, pending.index, payloads)
-            except Exception:  # watchers elsewhere miss live text; persisted data is intact
-                log.exception("could not publish events of run %s", run_id)
-                if conn is not None:
-                    raise  # the caller's transaction is broken anyway
+            await self._send(conn, run_id, text, pending.index, payloads)
             return any(item["t"] == "tr" for item in items)
 
     def _payloads(
