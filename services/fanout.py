@@ -1,10 +1,11 @@
 """Agent events across processes through PostgreSQL LISTEN/NOTIFY.
 
-NOTIFY takes a cluster-wide lock at commit, so it is never sent per token: the events of a
-run are buffered and flushed at most every FLUSH_S as one notification (several if large),
-in the same statement that appends the run's new text to ``runs.partial_text``. A watcher
-joining on another process reads that text as its snapshot. Large text travels as offsets
-into ``partial_text`` instead of inline, keeping payloads well under PostgreSQL's 8,000 bytes.
+NOTIFY takes a cluster-wide lock at commit, so it is never sent per token: a process buffers
+the events of all its runs and flushes them every FLUSH_S in one statement, which appends
+each run's new text to ``runs.partial_text`` and sends the events packed into as few
+notifications as fit (a run's end is flushed in the same commit as its final status). A
+watcher joining on another process reads ``partial_text`` as its snapshot. Large text travels
+as offsets into it instead of inline, keeping payloads well under PostgreSQL's 8,000 bytes.
 """
 
 from __future__ import annotations
@@ -35,12 +36,10 @@ MAX_TOOL_JSON = 2000
 @dataclass
 class _Pending:
     session_id: uuid.UUID
-    items: list[dict[str, Any]] = field(default_factory=list)
-    text: str = ""  # text appended since the last flush
+    items: list[dict[str, Any]] = field(default_factory=list)  # "td" items carry text "d"
     offset: int = 0  # characters of the run's text already flushed
     index: int = 0
-    timer: asyncio.TimerHandle | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    ephemeral: bool = False
 
 
 def _compact(event: events.AgentEvent) -> dict[str, Any] | None:
@@ -73,6 +72,9 @@ class Fanout:
         self.owner_key = owner_key
         self._deliver = deliver
         self._pending: dict[uuid.UUID, _Pending] = {}
+        self._lock = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
         self._inbox: asyncio.Queue[str] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self.watched: Callable[[uuid.UUID], bool] = lambda _sid: True
@@ -84,102 +86,119 @@ class Fanout:
         pending = self._pending.get(run_id)
         if pending is None:
             pending = self._pending[run_id] = _Pending(session_id)
+        if run_id == session_id:
+            pending.ephemeral = True  # events outside a run: nothing to keep once sent
         if isinstance(event, events.TextDelta):
-            pending.text += event.delta
-            pending.index = event.index
-            item: dict[str, Any] | None = {"t": "td"}
-            if pending.items and pending.items[-1]["t"] == "td":
-                item = None  # the text of consecutive deltas travels as one range
-        else:
-            item = _compact(event)
-        if item is not None:
-            pending.items.append(item)
-        if pending.timer is None and not isinstance(event, events.RunFinished):
-            loop = asyncio.get_running_loop()
-            pending.timer = loop.call_later(FLUSH_S, lambda: asyncio.ensure_future(self.flush(run_id)))
-
-    async def flush(
-        self, run_id: uuid.UUID, conn: asyncpg.Connection | None = None, final: bool = False
-    ) -> bool:
-        """Send what a run has buffered (with ``conn``: inside the caller's transaction).
-
-        True when a notification points into ``runs.partial_text`` (its text was too large
-        to travel inline), so that text must outlive the run for a while.
-        """
-        pending = self._pending.get(run_id)
-        if pending is None:
-            return False
-        if conn is not None:
-            return await self._flush_on(conn, run_id, pending, final)
-        if not pending.items:
-            return False
-        # A connection first, then the run's lock: whoever holds the lock also holds a
-        # connection, so a full pool can never leave the lock's holder waiting for one.
-        try:
-            async with acquire() as own:
-                return await self._flush_on(own, run_id, pending, final)
-        except Exception:  # watchers elsewhere miss live text; persisted data is intact
-            log.exception("could not publish events of run %s", run_id)
-            return False
-
-    async def _flush_on(
-        self, conn: asyncpg.Connection, run_id: uuid.UUID, pending: _Pending, final: bool
-    ) -> bool:
-        async with pending.lock:  # one flush of a run at a time keeps its notifications in order
-            if pending.timer is not None:
-                pending.timer.cancel()
-                pending.timer = None
-            if final:
-                self._pending.pop(run_id, None)
-            if not pending.items:
-                return False
-            items, text = pending.items, pending.text
-            pending.items, pending.text = [], ""
-            start = pending.offset
-            pending.offset += len(text)
-            payloads = self._payloads(pending, run_id, items, text, start)
-            await self._send(conn, run_id, text, pending.index, payloads)
-            return any(item["t"] == "tr" for item in items)
-
-    def _payloads(
-        self, pending: _Pending, run_id: uuid.UUID, items: list[dict[str, Any]], text: str, start: int
-    ) -> list[str]:
-        head = {"o": self.owner_key, "s": str(pending.session_id), "r": str(run_id)}
-        for item in items:
-            if item["t"] == "td":
-                item["i"] = pending.index
-                if len(text) <= MAX_INLINE_TEXT:
-                    item["d"] = text
-                else:
-                    item.update(t="tr", a=start, b=start + len(text))
-        out: list[str] = []
-        batch: list[dict[str, Any]] = []
-        for item in items:
-            candidate = json.dumps({**head, "e": [*batch, item]}, ensure_ascii=False)
-            if batch and len(candidate.encode()) > MAX_PAYLOAD:
-                out.append(json.dumps({**head, "e": batch}, ensure_ascii=False))
-                batch = [item]
+            last = pending.items[-1] if pending.items else None
+            if last is not None and last["t"] == "td":
+                last["d"] += event.delta  # consecutive deltas travel as one
+                last["i"] = event.index
             else:
-                batch.append(item)
-        if batch:
-            out.append(json.dumps({**head, "e": batch}, ensure_ascii=False))
-        return out
+                pending.items.append({"t": "td", "d": event.delta, "i": event.index})
+            pending.index = event.index
+        elif (item := _compact(event)) is not None:
+            pending.items.append(item)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_S, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        if any(p.items for p in self._pending.values()):
+            task = asyncio.get_running_loop().create_task(self._flush_all())
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    async def _flush_all(self) -> None:
+        # A connection first, then the lock: whoever holds the lock also holds a connection,
+        # so a full pool can never leave the lock's holder waiting for one.
+        try:
+            async with acquire() as conn, self._lock:
+                await self._send(conn, self._take(list(self._pending)))
+        except Exception:  # watchers elsewhere miss live text; persisted data is intact
+            log.exception("could not publish run events")
+
+    async def flush(self, run_id: uuid.UUID, conn: asyncpg.Connection) -> bool:
+        """A run's last events, sent inside the caller's transaction (the one that ends it).
+
+        True when a notification points into ``runs.partial_text`` (its text was too large to
+        travel inline), so that text must outlive the run for a while.
+        """
+        async with self._lock:  # flushes in order keep each run's notifications in order
+            taken = self._take([run_id])
+            self._pending.pop(run_id, None)
+            await self._send(conn, taken)
+        return any(item["t"] == "tr" for _, _, items in taken for item in items)
+
+    def _take(self, run_ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, _Pending, list[dict[str, Any]]]]:
+        taken = []
+        for run_id in run_ids:
+            pending = self._pending.get(run_id)
+            if pending is None or not pending.items:
+                continue
+            items, pending.items = pending.items, []
+            if pending.ephemeral:
+                del self._pending[run_id]
+            for item in items:
+                if item["t"] == "td":
+                    start = pending.offset
+                    pending.offset += len(item["d"])
+                    if len(item["d"]) > MAX_INLINE_TEXT:
+                        item["a"], item["b"], item["t"] = start, pending.offset, "tr"
+                        item["text"] = item.pop("d")
+            taken.append((run_id, pending, items))
+        return taken
 
     async def _send(
-        self, conn: asyncpg.Connection, run_id: uuid.UUID, text: str, index: int, payloads: list[str]
+        self, conn: asyncpg.Connection, taken: list[tuple[uuid.UUID, _Pending, list[dict[str, Any]]]]
     ) -> None:
+        if not taken:
+            return
+        ids, texts, indexes = [], [], []
+        for run_id, pending, items in taken:
+            text = "".join(i.get("d") or i.get("text", "") for i in items if i["t"] in ("td", "tr"))
+            if text:
+                ids.append(run_id)
+                texts.append(text)
+                indexes.append(pending.index)
+        for _, _, items in taken:
+            for item in items:
+                item.pop("text", None)
+        payloads = self._payloads(taken)
         # One statement: the text a joining watcher reads and the notifications commit together.
         await conn.execute(
-            """WITH u AS (UPDATE runs SET partial_text = partial_text || $2, partial_index = $3
-                          WHERE id = $1 RETURNING 1)
+            """WITH u AS (UPDATE runs r SET partial_text = r.partial_text || v.t, partial_index = v.i
+                          FROM unnest($1::uuid[], $2::text[], $3::int[]) AS v(id, t, i)
+                          WHERE r.id = v.id RETURNING 1)
                SELECT pg_notify($4, p) FROM unnest($5::text[]) AS p""",
-            run_id,
-            text,
-            index,
+            ids,
+            texts,
+            indexes,
             CHANNEL,
             payloads,
         )
         self.notifies += len(payloads)
+
+    def _payloads(self, taken: list[tuple[uuid.UUID, _Pending, list[dict[str, Any]]]]) -> list[str]:
+        """Pack the runs' events into as few notifications as fit under MAX_PAYLOAD."""
+        out: list[str] = []
+        blocks: list[dict[str, Any]] = []
+        size = 0
+        for run_id, pending, items in taken:
+            block: dict[str, Any] | None = None
+            for item in items:
+                item_size = len(json.dumps(item, ensure_ascii=False).encode()) + 1
+                if blocks and size + item_size > MAX_PAYLOAD:
+                    out.append(json.dumps({"o": self.owner_key, "b": blocks}, ensure_ascii=False))
+                    blocks, size, block = [], 0, None
+                if block is None:
+                    block = {"s": str(pending.session_id), "r": str(run_id), "e": []}
+                    blocks.append(block)
+                    size += 100
+                block["e"].append(item)
+                size += item_size
+        if blocks:
+            out.append(json.dumps({"o": self.owner_key, "b": blocks}, ensure_ascii=False))
+        return out
 
     # --- receiving (runs of other processes) -----------------------------------------------
 
@@ -200,15 +219,16 @@ class Fanout:
     async def _handle(self, payload: str) -> None:
         data = json.loads(payload)
         if data.get("o") == self.owner_key:
-            return  # our own run: local watchers already have it
-        session_id = uuid.UUID(data["s"])
-        if not self.watched(session_id):
-            return
-        run_id = uuid.UUID(data["r"])
-        for item in data["e"]:
-            event = await self._event(run_id, item)
-            if event is not None:
-                self._deliver(session_id, event)
+            return  # our own runs: local watchers already have them
+        for block in data["b"]:
+            session_id = uuid.UUID(block["s"])
+            if not self.watched(session_id):
+                continue
+            run_id = uuid.UUID(block["r"])
+            for item in block["e"]:
+                event = await self._event(run_id, item)
+                if event is not None:
+                    self._deliver(session_id, event)
 
     async def _event(self, run_id: uuid.UUID, item: dict[str, Any]) -> events.AgentEvent | None:
         kind = item["t"]

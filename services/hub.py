@@ -58,6 +58,18 @@ class Watcher:
             self._items.append(event)
         self._ready.set()
 
+    def absorb(self, delta: TextDelta) -> None:
+        """Merge the deltas of the same run queued right after ``delta`` into it."""
+        while self._items:
+            head = self._items[0]
+            if not (isinstance(head, TextDelta) and head.run_id == delta.run_id):
+                return
+            self._items.popleft()
+            delta.delta += head.delta
+            delta.index = head.index
+            if not self._items:
+                self._tail_mergeable = False
+
     def release(self) -> None:
         self.hold = False
 
@@ -103,11 +115,11 @@ class Hub:
                     del self._watchers[session_id]
 
     def emit(self, session_id: uuid.UUID, event: AgentEvent) -> None:
-        """An event of a run of this process: to local watchers and to other processes."""
+        """An event of this process: to local watchers and to other processes."""
         self.deliver(session_id, event)
-        run_id = run_of(event)
-        if self.publish is not None and run_id is not None:
-            self.publish(session_id, run_id, event)
+        if self.publish is not None:
+            # Events outside runs (messages recorded with addMessages) travel under the session.
+            self.publish(session_id, run_of(event) or session_id, event)
 
     def deliver(self, session_id: uuid.UUID, event: AgentEvent | Resync) -> None:
         for watcher in tuple(self._watchers.get(session_id, ())):

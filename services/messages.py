@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from models import Message, Role, User
-from services import limits, pagination
+from services import events, limits, pagination, runtime
 from services.conversation import IncomingMessage, StoredRow, drafts_from_openai, to_history_json
 from services.database import acquire
 from services.errors import BadInput
@@ -138,7 +138,12 @@ async def add_messages(
         await lock_idle_session(conn, session.id)
         known = await _known_calls(conn, session.id, incoming)
         _check_links(incoming, known)
-        return await append(conn, session.id, drafts_from_openai(incoming, known))
+        added = await append(conn, session.id, drafts_from_openai(incoming, known))
+    rt = runtime.current_or_none()
+    if rt is not None:  # watchers of the session see recorded turns too
+        for message in added:
+            rt.hub.emit(session.id, events.MessageAdded(message))
+    return added
 
 
 def _check_incoming(i: int, msg: IncomingMessage) -> None:

@@ -544,7 +544,7 @@ async def _finish(
         for message in added:
             rt.fanout.publish(session_id, handle.run.id, events.MessageAdded(message))
         rt.fanout.publish(session_id, handle.run.id, events.RunFinished(handle.run))
-        ranged = await rt.fanout.flush(handle.run.id, conn, final=True)
+        ranged = await rt.fanout.flush(handle.run.id, conn)
         # The streamed text is kept only while a notification may still point into it.
         record = await conn.fetchrow(
             """UPDATE runs SET status = $2, finished_at = now(), requests = $3, input_tokens = $4,

@@ -129,6 +129,10 @@ def current() -> Runtime:
     return _current
 
 
+def current_or_none() -> Runtime | None:
+    return _current
+
+
 @contextlib.asynccontextmanager
 async def running(database_url: str, settings: Settings) -> AsyncIterator[Runtime]:
     global _current

@@ -6,6 +6,7 @@ snapshots from the database, dropping live events it already covered: no gap, no
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from services.hub import Resync, Watcher, run_of
 from services.sessions import require_session
 
 REPLAY_PAGE = 500
+TEXT_PACE_S = 0.015
 
 
 class SubscriberTooSlow(ParleyError):
@@ -128,6 +130,8 @@ async def _resync(cursor: _Cursor, only_run: uuid.UUID | None = None) -> AsyncIt
 async def _live(
     watcher: Watcher, cursor: _Cursor, only_run: uuid.UUID | None = None
 ) -> AsyncIterator[events.AgentEvent]:
+    loop = asyncio.get_running_loop()
+    last_text = 0.0
     while True:
         item = await watcher.get()
         if item is None:
@@ -139,6 +143,19 @@ async def _live(
                     return
             continue
         if only_run is not None and run_of(item) != only_run:
+            continue
+        if isinstance(item, events.TextDelta):
+            if not cursor.admit(item):
+                continue
+            # Text goes out at most every TEXT_PACE_S per subscriber: what the model says
+            # meanwhile rides in the same event, so a fast model costs few events.
+            wait = last_text + TEXT_PACE_S - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            watcher.absorb(item)
+            cursor.text_index[item.run_id] = item.index
+            last_text = loop.time()
+            yield item
             continue
         if cursor.admit(item):
             yield item

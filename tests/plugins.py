@@ -48,6 +48,13 @@ async def tools(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
         yield "it."
 
 
+async def big(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
+    """Large text at once: too big to travel inline in a notification."""
+    for i in range(6):
+        yield f"[{i}]" + "x" * 1500
+
+
 _model("script:fast200", fast200)
+_model("script:big", big)
 _model("script:slow", slow)
 _model("script:tools", tools)

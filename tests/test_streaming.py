@@ -115,13 +115,25 @@ async def test_chat_streams_thinking_and_tool_calls(servers, api, admin):
     assert text_of(events) == "Saved it."
 
 
+async def watch_live(server: Server, ws: GraphQLWS, token: str, sid: str) -> str:
+    """Subscribe to sessionEvents and wait until it demonstrably receives live events."""
+    op = await ws.subscribe(WATCH, {"s": sid})
+    add = (
+        'mutation($s: UUID!) { addMessages(sessionId: $s, messages: [{role: USER, content: "mark"}]) { id } }'
+    )
+    marker = (await gql(server, token, add, {"s": sid}))["addMessages"][0]["id"]
+    async for data in ws.events(op):
+        event = data["sessionEvents"]
+        if event["__typename"] == "MessageAdded" and event["message"]["id"] == marker:
+            return op
+    raise AssertionError("the watcher ended")
+
+
 async def test_a_watcher_on_another_process_sees_the_whole_run(servers, api, admin):
     a, b = servers
     sid = await session(api, await agent(admin, "script:fast200"))
     async with GraphQLWS(b.ws_url, api.token) as watcher, GraphQLWS(a.ws_url, api.token) as chatter:
-        watch_op = await watcher.subscribe(WATCH, {"s": sid})
-        # The watcher is registered once it answers: an empty replay query proves the link is up.
-        await gql(b, api.token, "query($s: UUID!) { session(id: $s) { id } }", {"s": sid})
+        watch_op = await watch_live(a, watcher, api.token, sid)  # added on A, seen on B
         seen: list[dict[str, Any]] = []
 
         async def watch() -> None:
@@ -131,7 +143,6 @@ async def test_a_watcher_on_another_process_sees_the_whole_run(servers, api, adm
                     return
 
         task = asyncio.create_task(watch())
-        await asyncio.sleep(0)  # let the watcher start reading
         chat_events = await collect(chatter, await chatter.subscribe(CHAT, {"s": sid, "c": "hi"}))
         await asyncio.wait_for(task, 20)
     reply = chat_events[-2]["message"]["content"]
@@ -139,6 +150,21 @@ async def test_a_watcher_on_another_process_sees_the_whole_run(servers, api, adm
     assert text_of(seen) == reply
     assert [e["message"]["role"] for e in seen if e["__typename"] == "MessageAdded"] == ["USER", "ASSISTANT"]
     assert_indexes_increase(seen)
+
+
+async def test_large_text_reaches_another_process_intact(servers, api, admin):
+    a, b = servers
+    sid = await session(api, await agent(admin, "script:big"))
+    async with GraphQLWS(b.ws_url, api.token) as watcher, GraphQLWS(a.ws_url, api.token) as chatter:
+        watch_op = await watch_live(a, watcher, api.token, sid)
+        chat_events = await collect(chatter, await chatter.subscribe(CHAT, {"s": sid, "c": "big"}))
+        seen = []
+        async for data in watcher.events(watch_op):
+            seen.append(data["sessionEvents"])
+            if seen[-1]["__typename"] == "RunFinished":
+                break
+    expected = "".join(f"[{i}]" + "x" * 1500 for i in range(6))
+    assert text_of(chat_events) == text_of(seen) == expected
 
 
 async def wait_for_run(server: Server, token: str, sid: str) -> str:
@@ -272,8 +298,7 @@ async def test_a_slow_subscriber_does_not_stall_a_fast_one(servers, api, admin):
     a, _ = servers
     sid = await session(api, await agent(admin, "script:fast200"))
     async with GraphQLWS(a.ws_url, api.token) as slow_ws, GraphQLWS(a.ws_url, api.token) as fast_ws:
-        slow_op = await slow_ws.subscribe(WATCH, {"s": sid})
-        await gql(a, api.token, "query($s: UUID!) { session(id: $s) { id } }", {"s": sid})
+        slow_op = await watch_live(a, slow_ws, api.token, sid)
         # The slow subscriber reads nothing while the fast one runs the whole chat.
         fast = await collect(fast_ws, await fast_ws.subscribe(CHAT, {"s": sid, "c": "go"}))
         assert fast[-1]["__typename"] == "RunFinished"
