@@ -10,7 +10,7 @@ in it (p50/p99); against the oldest it is the worst case for the deltas it merge
 
 A warm-up run per session first proves every watcher is live (each must see its RunFinished).
 NOTIFYs are counted by a LISTEN connection of the bench's own on channel ``parley_events``,
-per run id (the payload's ``r`` field).
+per run id (the ``r`` field of the payload's blocks).
 
     python bench/fanout.py [--quick] [--strict] [--rounds N]
 
@@ -138,12 +138,16 @@ class NotifyCounter:
         self.total += 1
         with contextlib.suppress(ValueError, KeyError, TypeError):
             data = json.loads(payload)
-            self.per_run[data["r"]] += 1
-            for item in data["e"]:
-                if item.get("t") == "td":
-                    ts = [float(x) for x in TOKEN.findall(item.get("d", ""))]
-                    if ts:
-                        self.lag[data["r"]].append(now - max(ts))
+            # One notification packs blocks of several runs: {"o": owner, "b": [{"r", "e"}, ...]}.
+            # A run counts each notification that carries any of its events once.
+            for run_id in {block["r"] for block in data["b"]}:
+                self.per_run[run_id] += 1
+            for block in data["b"]:
+                for item in block["e"]:
+                    if item.get("t") == "td":
+                        ts = [float(x) for x in TOKEN.findall(item.get("d", ""))]
+                        if ts:
+                            self.lag[block["r"]].append(now - max(ts))
 
 
 async def start_runs(client: h.Client, sessions: list[str], content: str) -> tuple[list[str], list[str]]:
