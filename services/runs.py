@@ -13,6 +13,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -343,7 +344,9 @@ async def _execute(
         usage = _usage_so_far(stream)  # requests already made were billed
     finally:
         try:
-            await _finish_with_retries(handle, session.id, status, error, usage, progress, final)
+            await _retried(
+                lambda: _finish(handle, session.id, status, error, usage, progress, final), progress
+            )
         finally:
             handle.done.set()
             rt.handles.pop(run.id, None)
@@ -352,27 +355,19 @@ async def _execute(
 FINISH_RETRIES_S = (0.2, 1.0, 5.0)
 
 
-async def _finish_with_retries(
-    handle: RunHandle,
-    session_id: uuid.UUID,
-    status: RunStatus,
-    error: tuple[str, str] | None,
-    usage: RunUsage | None,
-    progress: _Progress,
-    final: list[ModelMessage],
-) -> None:
+async def _retried(finish: Callable[[], Awaitable[None]], progress: _Progress, run_id: uuid.UUID) -> None:
     """Ending a run must not be lost to a database hiccup: a RUNNING row blocks its session."""
     for delay in (*FINISH_RETRIES_S, None):
         saved = (progress.persisted, list(progress.messages), progress.reply)
         try:
-            await _finish(handle, session_id, status, error, usage, progress, final)
+            await finish()
             return
         except Exception:
             progress.persisted, progress.messages, progress.reply = saved  # rolled back: redo
             if delay is None:
-                log.exception("could not record the end of run %s", handle.run.id)
+                log.exception("could not record the end of run %s", run_id)
                 return
-            log.warning("could not record the end of run %s; retrying in %.1fs", handle.run.id, delay)
+            log.warning("could not record the end of run %s; retrying in %.1fs", run_id, delay)
             await asyncio.sleep(delay)
 
 
