@@ -345,7 +345,7 @@ async def _execute(
     finally:
         try:
             await _retried(
-                lambda: _finish(handle, session.id, status, error, usage, progress, final), progress
+                lambda: _finish(handle, session.id, status, error, usage, progress, final), progress, run.id
             )
         finally:
             handle.done.set()
