@@ -9,7 +9,8 @@ The tree (``code`` is what reaches clients as ``extensions.code``)::
     ├── BadInput             BAD_USER_INPUT
     ├── Conflict             CONFLICT
     ├── RunInProgress        RUN_IN_PROGRESS
-    └── ServiceUnavailable   SERVICE_UNAVAILABLE
+    ├── ServiceUnavailable   SERVICE_UNAVAILABLE
+    └── SubscriberTooSlow    SUBSCRIBER_TOO_SLOW  (a stream dropped for falling behind)
 """
 
 from __future__ import annotations
@@ -58,3 +59,9 @@ class RunInProgress(ParleyError):
 
 class ServiceUnavailable(ParleyError):
     code = "SERVICE_UNAVAILABLE"
+
+
+class SubscriberTooSlow(ParleyError):
+    """The subscriber fell too far behind the events; it resumes with ``afterSequence``."""
+
+    code = "SUBSCRIBER_TOO_SLOW"

@@ -14,18 +14,12 @@ from typing import Any
 
 from models import Message, Run, RunStatus, User
 from services import events, runs, runtime
-from services.errors import ParleyError
+from services.errors import SubscriberTooSlow
 from services.hub import Resync, Watcher, run_of
 from services.sessions import require_session
 
 REPLAY_PAGE = 500
 TEXT_PACE_S = 0.015
-
-
-class SubscriberTooSlow(ParleyError):
-    """The subscriber fell too far behind the events; resume with ``afterSequence``."""
-
-    code = "SUBSCRIBER_TOO_SLOW"
 
 
 @dataclass
