@@ -8,6 +8,7 @@ A request with several parts (parallel tool returns) becomes several rows sharin
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -173,9 +174,26 @@ def to_history_json(rows: list[StoredRow]) -> list[dict[str, Any]]:
     return json.loads("[" + ",".join(_merged(rows)) + "]")
 
 
+# Validated messages by their stored text: a session's next turn re-sends mostly the same
+# window, and validating it again is the largest part of what history costs a turn.
+_VALIDATED: OrderedDict[str, ModelMessage] = OrderedDict()
+VALIDATED_CACHE_SIZE = 5000
+
+
 def to_history(rows: list[StoredRow]) -> list[ModelMessage]:
-    # One validate_json over the stored texts: about twice as fast as parsing then validating.
-    return ModelMessagesTypeAdapter.validate_json("[" + ",".join(_merged(rows)) + "]")
+    texts = _merged(rows)
+    missing = list(dict.fromkeys(t for t in texts if t not in _VALIDATED))
+    if missing:
+        # One validate_json over the stored texts: about twice as fast as parsing then validating.
+        validated = ModelMessagesTypeAdapter.validate_json("[" + ",".join(missing) + "]")
+        _VALIDATED.update(zip(missing, validated, strict=True))
+    history = []
+    for text in texts:
+        _VALIDATED.move_to_end(text)
+        history.append(_VALIDATED[text])
+    while len(_VALIDATED) > VALIDATED_CACHE_SIZE:
+        _VALIDATED.popitem(last=False)
+    return history
 
 
 def window(rows: list[StoredRow], limit: int) -> list[StoredRow]:
