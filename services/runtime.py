@@ -27,6 +27,7 @@ from services.transcript import ALIVE_SQL
 log = logging.getLogger("parley.runtime")
 
 CANCEL_CHANNEL = "parley_cancel"
+LAG_PROBE_S = 0.02
 
 
 class Runtime:
@@ -42,9 +43,12 @@ class Runtime:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._conn: asyncpg.Connection | None = None
         self._closing = False
+        self.loop_lag = 0.0
+        self._lag_monitor: asyncio.Task[None] | None = None
         self._reconnecting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        self._lag_monitor = asyncio.get_running_loop().create_task(self._watch_lag())
         await self._connect()
         count = await recover_interrupted()
         if count:
@@ -98,8 +102,19 @@ class Runtime:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    async def _watch_lag(self) -> None:
+        """How late the event loop runs (smoothed): a busy process paces its streams slower."""
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(LAG_PROBE_S)
+            late = max(loop.time() - start - LAG_PROBE_S, 0.0)
+            self.loop_lag = 0.8 * self.loop_lag + 0.2 * late
+
     async def close(self) -> None:
         self._closing = True
+        if self._lag_monitor is not None:
+            self._lag_monitor.cancel()
         for handle in list(self.handles.values()):
             handle.cancel("shutdown")
         if self._tasks:

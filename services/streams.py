@@ -20,6 +20,8 @@ from services.sessions import require_session
 
 REPLAY_PAGE = 500
 TEXT_PACE_S = 0.015
+LAG_PACE_FACTOR = 10.0
+MAX_EXTRA_PACE_S = 0.2
 
 
 @dataclass
@@ -125,6 +127,7 @@ async def _live(
     watcher: Watcher, cursor: _Cursor, only_run: uuid.UUID | None = None
 ) -> AsyncIterator[events.AgentEvent]:
     loop = asyncio.get_running_loop()
+    rt = runtime.current()
     last_text = 0.0
     while True:
         item = await watcher.get()
@@ -141,9 +144,11 @@ async def _live(
         if isinstance(item, events.TextDelta):
             if not cursor.admit(item):
                 continue
-            # Text goes out at most every TEXT_PACE_S per subscriber: what the model says
-            # meanwhile rides in the same event, so a fast model costs few events.
-            wait = last_text + TEXT_PACE_S - loop.time()
+            # Text goes out at most every TEXT_PACE_S per subscriber (longer while the process
+            # is busy): what the model says meanwhile rides in the same event, so text costs
+            # few events exactly when events are expensive.
+            pace = TEXT_PACE_S + min(MAX_EXTRA_PACE_S, LAG_PACE_FACTOR * rt.loop_lag)
+            wait = last_text + pace - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             watcher.absorb(item)
