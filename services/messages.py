@@ -23,6 +23,7 @@ from services.transcript import (
     append,
     lock_idle_session,
     message_from_record,
+    stored_row,
 )
 
 _CURSOR = "m"
@@ -213,9 +214,7 @@ async def histories_for(session_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[di
             list(set(session_ids)),
         )
     for r in recs:
-        rows[r["session_id"]].append(
-            StoredRow(r["sequence"], Role(r["role"]), r["part_group"], r["model_message"])
-        )
+        rows[r["session_id"]].append(stored_row(r))
     return {sid: to_history_json(found) for sid, found in rows.items()}
 
 

@@ -184,26 +184,23 @@ async def append(
     return sorted((message_from_record(r) for r in records), key=lambda m: m.sequence)
 
 
-async def stored_rows(
-    conn: asyncpg.Connection, session_id: uuid.UUID, limit: int | None = None
-) -> list[StoredRow]:
-    """The newest ``limit`` rows (all when None), oldest first, plus older SYSTEM rows."""
-    if limit is None:
-        recs = await conn.fetch(
-            "SELECT sequence, role, part_group, model_message FROM messages "
-            "WHERE session_id = $1 ORDER BY sequence",
-            session_id,
-        )
-    else:
-        # Keyset from the newest: reads only what the window needs, whatever the session's size.
-        recs = await conn.fetch(
-            """(SELECT sequence, role, part_group, model_message FROM messages
-                WHERE session_id = $1 ORDER BY sequence DESC LIMIT $2)
-               UNION
-               (SELECT sequence, role, part_group, model_message FROM messages
-                WHERE session_id = $1 AND role = 'system')
-               ORDER BY sequence""",
-            session_id,
-            limit,
-        )
-    return [StoredRow(r["sequence"], Role(r["role"]), r["part_group"], r["model_message"]) for r in recs]
+def stored_row(rec: asyncpg.Record) -> StoredRow:
+    return StoredRow(rec["sequence"], Role(rec["role"]), rec["part_group"], rec["model_message"])
+
+
+async def stored_rows(conn: asyncpg.Connection, session_id: uuid.UUID, limit: int) -> list[StoredRow]:
+    """The newest ``limit`` rows, oldest first, plus older SYSTEM rows.
+
+    Keyset from the newest: reads only what the window needs, whatever the session's size.
+    """
+    recs = await conn.fetch(
+        """(SELECT sequence, role, part_group, model_message FROM messages
+            WHERE session_id = $1 ORDER BY sequence DESC LIMIT $2)
+           UNION
+           (SELECT sequence, role, part_group, model_message FROM messages
+            WHERE session_id = $1 AND role = 'system')
+           ORDER BY sequence""",
+        session_id,
+        limit,
+    )
+    return [stored_row(r) for r in recs]
