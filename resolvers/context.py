@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from models import Agent, MemoryEntry, Message, Run, Session, User
-from services import agents, memory, messages, runs, sessions, stats
+from models import Agent, MemoryEntry, Message, Run, User
+from services import agents, memory, messages, runs, stats
 from services.errors import Unauthenticated
 from services.settings import Settings
 from services.users import authenticate
@@ -33,9 +33,6 @@ class Loaders:
 
     Each loader is made on first use: a subscription event that needs none costs nothing.
     """
-
-    def __init__(self, user_id: uuid.UUID | None) -> None:
-        self._user_id = user_id
 
     @cached_property
     def agent(self) -> DataLoader[uuid.UUID, Agent]:
@@ -66,14 +63,6 @@ class Loaders:
         # Message pages of many sessions with the same arguments, in one query per argument set.
         return DataLoader(load_fn=self._message_pages)
 
-    @cached_property
-    def session(self) -> DataLoader[uuid.UUID, Session | None]:
-        return _loader(self._sessions)
-
-    async def _sessions(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, Session]:
-        assert self._user_id is not None
-        return await sessions.sessions_by_ids(self._user_id, ids)
-
     @staticmethod
     async def _message_pages(keys: Sequence[tuple[uuid.UUID, messages.PageArgs]]) -> list[Any]:
         by_args: dict[messages.PageArgs, list[uuid.UUID]] = defaultdict(list)
@@ -93,12 +82,11 @@ class Context:
         self.authorization = authorization
         self.connection_params: Any = None  # set by strawberry from the WebSocket connection_init
         self._user: User | None = None
-        self.loaders = Loaders(None)
+        self.loaders = Loaders()
 
     async def authenticate(self) -> User:
         if self._user is None:
             self._user = await authenticate(self.authorization, self.settings)
-            self.loaders = Loaders(self._user.id)
         return self._user
 
     @property
@@ -109,4 +97,4 @@ class Context:
 
     def fresh_loaders(self) -> None:
         """Long subscriptions call this per event so no loader serves stale rows."""
-        self.loaders = Loaders(self._user.id if self._user else None)
+        self.loaders = Loaders()

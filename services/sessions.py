@@ -192,7 +192,3 @@ async def update_state(
         session.state_version += 1
         await session.save(update_fields=["state", "state_version", "updated_at"])
     return session
-
-
-async def sessions_by_ids(user_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, Session]:
-    return {s.id: s for s in await Session.filter(id__in=list(set(ids)), user_id=user_id)}
