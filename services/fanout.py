@@ -78,7 +78,6 @@ class Fanout:
         self._inbox: asyncio.Queue[str] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self.watched: Callable[[uuid.UUID], bool] = lambda _sid: True
-        self.notifies = 0
 
     # --- publishing (runs of this process) -------------------------------------------------
 
@@ -176,7 +175,6 @@ class Fanout:
             CHANNEL,
             payloads,
         )
-        self.notifies += len(payloads)
 
     def _payloads(self, taken: list[tuple[uuid.UUID, _Pending, list[dict[str, Any]]]]) -> list[str]:
         """Pack the runs' events into as few notifications as fit under MAX_PAYLOAD."""

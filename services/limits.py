@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from services.errors import BadInput
@@ -53,12 +52,3 @@ def page_size(value: int | None, default: int = 20) -> int:
     if value < 0 or value > limit:
         raise BadInput(f"page size must be between 0 and {limit}")
     return value
-
-
-def uuid_value(value: Any, what: str = "id") -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError as exc:
-        raise BadInput(f"{what} is not a valid UUID") from exc

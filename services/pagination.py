@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from services.errors import BadInput
@@ -19,7 +19,6 @@ class Page(Generic[T]):
     has_next: bool
     has_previous: bool
     total_count: int = 0
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def encode(kind: str, *values: object) -> str:
