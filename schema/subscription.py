@@ -12,8 +12,9 @@ from schema.events import AgentEvent
 
 @strawberry.type
 class Subscription:
+    # The resolvers' generators are returned as they are: one generator less per subscription.
     @strawberry.subscription
-    async def chat(
+    def chat(
         self,
         info: strawberry.Info,
         session_id: uuid.UUID,
@@ -21,12 +22,10 @@ class Subscription:
         metadata: JSON | None = None,
         idempotency_key: str | None = None,
     ) -> AsyncGenerator[AgentEvent, None]:
-        async for event in subscriptions.chat(info, session_id, content, metadata, idempotency_key):
-            yield event  # type: ignore[misc]
+        return subscriptions.chat(info, session_id, content, metadata, idempotency_key)  # type: ignore[return-value]
 
     @strawberry.subscription
-    async def session_events(
+    def session_events(
         self, info: strawberry.Info, session_id: uuid.UUID, after_sequence: int | None = None
     ) -> AsyncGenerator[AgentEvent, None]:
-        async for event in subscriptions.session_events(info, session_id, after_sequence):
-            yield event  # type: ignore[misc]
+        return subscriptions.session_events(info, session_id, after_sequence)  # type: ignore[return-value]
