@@ -220,17 +220,15 @@ async def _by_idempotency_key(conn: asyncpg.Connection, session_id: uuid.UUID, k
     if run_id is None:
         return None
     run = await Run.get(id=run_id)
-    user_message = await Message.get_or_none(id=run.user_message_id) if run.user_message_id else None
-    return Started(
-        run=run, user_message=user_message, created=False, handle=runtime.current().handles.get(run.id)
-    )
+    # The user message is read with the run's other messages when the caller needs them.
+    return Started(run=run, user_message=None, created=False, handle=runtime.current().handles.get(run.id))
 
 
 async def wait_finished(run: Run, handle: RunHandle | None) -> Run:
     """Wait for a run to end, wherever it runs."""
     if handle is not None:
         await handle.done.wait()
-        return await Run.get(id=run.id)
+        return handle.result.run if handle.result is not None else await Run.get(id=run.id)
     delay = 0.02
     while True:
         fresh = await Run.get(id=run.id)
@@ -248,12 +246,9 @@ async def send_message(
     user: User, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
 ) -> TurnResult:
     started = await start_turn(user, session_id, content, metadata, idempotency_key)
-    handle = started.handle
-    if started.created and handle is not None:
-        await handle.done.wait()
-        if handle.result is not None:  # everything is in hand: no need to read it back
-            return handle.result
-    run = await wait_finished(started.run, handle)
+    run = await wait_finished(started.run, started.handle)
+    if started.handle is not None and started.handle.result is not None:
+        return started.handle.result  # ended in this process: everything is in hand
     msgs = await run_messages(run)
     user_message = started.user_message or next(m for m in msgs if m.id == run.user_message_id)
     reply = next((m for m in msgs if m.id == run.reply_id), None)

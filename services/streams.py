@@ -215,20 +215,15 @@ async def _rejoin(
 ) -> AsyncIterator[events.AgentEvent]:
     """An idempotent retry of ``chat``: the first call's run, as a watcher would see it."""
     fresh = await Run.get(id=run.id)
+    started = events.RunStarted(fresh)
+    cursor.admit(started)
+    yield started
+    for message in await runs.run_messages(fresh):
+        added = events.MessageAdded(message)
+        if cursor.admit(added):
+            yield added
     if fresh.status == RunStatus.RUNNING:
-        started = events.RunStarted(fresh)
-        cursor.admit(started)
-        yield started
-        for message in await runs.run_messages(fresh):
-            added = events.MessageAdded(message)
-            if cursor.admit(added):
-                yield added
         async for event in _join_running(cursor, local, fresh.id):
             yield event
-        return
-    cursor.admit(events.RunStarted(fresh))
-    yield events.RunStarted(fresh)
-    for message in await runs.run_messages(fresh):
-        if cursor.admit(events.MessageAdded(message)):
-            yield events.MessageAdded(message)
-    yield events.RunFinished(fresh)
+    else:
+        yield events.RunFinished(fresh)

@@ -337,3 +337,17 @@ async def test_chat_over_server_sent_events(servers, api):
 
 def _unused(_: Path) -> None:  # keep Path import for type hints in fixtures
     pass
+
+
+async def test_a_retried_chat_with_the_same_key_streams_the_first_run(servers, api):
+    a, _ = servers
+    sid = await session(api)
+    async with GraphQLWS(a.ws_url, api.token) as ws:
+        first = await collect(ws, await ws.subscribe(CHAT, {"s": sid, "c": "only once", "k": "k1"}))
+        again = await collect(ws, await ws.subscribe(CHAT, {"s": sid, "c": "only once", "k": "k1"}))
+    assert kinds(again)[0] == "RunStarted" and kinds(again)[-1] == "RunFinished"
+    assert again[-1]["run"]["id"] == first[-1]["run"]["id"]
+    added = [e["message"]["id"] for e in again if e["__typename"] == "MessageAdded"]
+    assert added == [e["message"]["id"] for e in first if e["__typename"] == "MessageAdded"]
+    count = await api.gql("query($s: UUID!) { session(id: $s) { messageCount } }", {"s": sid})
+    assert count["session"]["messageCount"] == 2
