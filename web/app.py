@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -66,7 +65,8 @@ class ParleyGraphQL(GraphQL[Context, None]):
     def parse_json(self, data: str | bytes) -> Any:
         value = super().parse_json(data)
         if not isinstance(value, dict | list):  # `null`, `1`, `"x"`: no operation in it
-            raise HTTPException(400, "the request body must be a JSON object")
+            # Strawberry answers a JSONDecodeError with HTTP 400.
+            raise json.JSONDecodeError("the request body must be a JSON object", str(data), 0)
         return value
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
