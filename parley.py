@@ -60,9 +60,12 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import functools
+
     import uvicorn
 
     from services import database
+    from web.protocol import HeaderDeadlineProtocol
 
     settings = get_settings()
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then raises the signal again: turn
@@ -82,7 +85,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port or settings.port,
             workers=args.workers or settings.workers,
             log_level=settings.log_level,
+            http=functools.partial(HeaderDeadlineProtocol, header_timeout_s=settings.header_timeout_s),  # type: ignore[arg-type]
+            timeout_keep_alive=settings.keepalive_timeout_s,
             ws="websockets-sansio",
+            # A larger WebSocket message closes the socket with 1009 before it is buffered whole.
+            ws_max_size=settings.max_body_bytes,
             # Compression costs ~40 KB per connection; chat deltas are small anyway.
             ws_per_message_deflate=False,
         )
@@ -99,6 +106,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_user(args: argparse.Namespace) -> int:
+    from models import UserKind
     from services import users
 
     async def create() -> str:
@@ -110,7 +118,17 @@ def cmd_user(args: argparse.Namespace) -> int:
         print(f"new API token for {args.name!r}:")
         return await users.issue_token(args.name)
 
-    print(_with_db(create if args.action == "create" else token))
+    async def revoke() -> str:
+        count = await users.revoke_tokens(args.name)
+        return f"revoked {count} token(s) of {args.name!r}; their open connections are closed"
+
+    async def delete() -> str:
+        kind = UserKind.JWT if args.jwt else UserKind.TOKEN
+        count = await users.delete_user(args.name, kind)
+        return f"deleted user {args.name!r} with {count} session(s)"
+
+    actions = {"create": create, "token": token, "revoke": revoke, "delete": delete}
+    print(_with_db(actions[args.action]))
     return 0
 
 
@@ -148,6 +166,13 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--admin", action="store_true")
     token = user_sub.add_parser("token", help="issue another token; prints it last")
     token.add_argument("name")
+    revoke = user_sub.add_parser(
+        "revoke", help="invalidate all of a user's tokens and close their connections"
+    )
+    revoke.add_argument("name")
+    delete = user_sub.add_parser("delete", help="remove a user with all their sessions and memory")
+    delete.add_argument("name")
+    delete.add_argument("--jwt", action="store_true", help="the user named by JWTs, not a token user")
     user.set_defaults(fn=cmd_user)
 
     sub.add_parser("schema", help="print the GraphQL SDL").set_defaults(fn=cmd_schema)

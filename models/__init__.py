@@ -5,9 +5,9 @@ from models.memory import MemoryEntry, MemoryScope
 from models.message import Message, Role
 from models.run import Run, RunStatus
 from models.session import Session
-from models.user import ApiToken, User
+from models.user import ApiToken, User, UserKind, WsConnection
 
-__models__ = [User, ApiToken, Agent, Session, Message, Run, MemoryEntry]
+__models__ = [User, ApiToken, Agent, Session, Message, Run, MemoryEntry, WsConnection]
 
 __all__ = [
     "Agent",
@@ -20,4 +20,6 @@ __all__ = [
     "RunStatus",
     "Session",
     "User",
+    "UserKind",
+    "WsConnection",
 ]

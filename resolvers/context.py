@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from strawberry.dataloader import DataLoader
 
 from models import Agent, MemoryEntry, Message, Run, User
-from services import agents, memory, messages, runs, stats
+from services import agents, memory, messages, runs, runtime, stats
 from services.errors import Unauthenticated
 from services.settings import Settings
 from services.users import authenticate
@@ -83,6 +83,19 @@ class Context:
         self.connection_params: Any = None  # set by strawberry from the WebSocket connection_init
         self._user: User | None = None
         self.loaders = Loaders()
+        # WebSockets only: set by the socket handler, and the slot counted for the user.
+        self.close_socket: Callable[[str], Awaitable[None]] | None = None
+        self.socket_slot: uuid.UUID | None = None
+
+    async def hold_socket(self, user: User) -> None:
+        """Count this socket for its user (TooManyConnections past the limit)."""
+        if self.close_socket is not None and self.socket_slot is None:
+            self.socket_slot = await runtime.current().connections.open(user.id, self.close_socket)
+
+    async def release_socket(self) -> None:
+        if self.socket_slot is not None and self._user is not None:
+            slot, self.socket_slot = self.socket_slot, None
+            await runtime.current().connections.release(self._user.id, slot)
 
     async def authenticate(self) -> User:
         if self._user is None:

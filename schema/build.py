@@ -57,7 +57,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     ]
     # Factories, not instances: every operation gets its own extension objects.
     extensions: list = [
-        ErrorCodes,
+        partial(ErrorCodes, hide_suggestions=not settings.introspection),
         partial(AddValidationRules, rules),
         partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
         partial(_ParserCache, maxsize=256),

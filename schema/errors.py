@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -57,11 +58,15 @@ def _code(error: GraphQLError) -> tuple[str, str]:
         return original.code, original.message
     if _caused_by(original, _UNAVAILABLE) is not None:
         return ServiceUnavailable.code, "the database cannot be reached right now; retry"
-    data_error = _caused_by(original, (asyncpg.exceptions.DataError,))
+    data_error = _caused_by(original, (asyncpg.exceptions.DataError, UnicodeError))
     if data_error is not None:
-        # PostgreSQL refused a value (NUL characters, too long for its column, ...): bad input.
+        # PostgreSQL or the driver refused a value (invalid text, out of range, ...): bad input.
+        # The driver's own words (encodings, SQL parameters) stay in the server log.
         log.warning("database refused a value in %s: %s", error.path, data_error)
-        return "BAD_USER_INPUT", f"invalid input: {data_error.args[0] if data_error.args else 'refused'}"
+        return "BAD_USER_INPUT", (
+            "invalid input: a value could not be stored (text must be valid UTF-8 without NUL "
+            "characters, and numbers within range)"
+        )
     if original is None or (
         error.path is None and isinstance(original, GraphQLError | ValueError | TypeError)
     ):
@@ -120,15 +125,43 @@ def with_code(error: GraphQLError) -> GraphQLError:
     )
 
 
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+def _without_suggestions(error: GraphQLError) -> GraphQLError:
+    message = _SUGGESTION.sub("", error.message)
+    if message == error.message:
+        return error
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=error.extensions,
+    )
+
+
 def _is_input_error(error: GraphQLError) -> bool:
     return error.message.startswith(("Variable ", "Argument ", "Expected value"))
 
 
 class ErrorCodes(MaskErrors):
-    """Give every error an ``extensions.code``; mask anything unexpected."""
+    """Give every error an ``extensions.code``; mask anything unexpected.
+
+    With introspection off, "Did you mean ...?" suggestions are cut from messages too: they
+    would tell field names to anyone probing the schema.
+    """
+
+    def __init__(self, hide_suggestions: bool = False) -> None:
+        super().__init__()
+        self.hide_suggestions = hide_suggestions
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        return [with_code(error) for error in errors]
+        coded = [with_code(error) for error in errors]
+        if self.hide_suggestions:
+            coded = [_without_suggestions(error) for error in coded]
+        return coded
 
     def on_operation(self) -> Iterator[None]:
         yield from super().on_operation()

@@ -10,7 +10,8 @@ The tree (``code`` is what reaches clients as ``extensions.code``)::
     ├── Conflict             CONFLICT
     ├── RunInProgress        RUN_IN_PROGRESS
     ├── ServiceUnavailable   SERVICE_UNAVAILABLE
-    └── SubscriberTooSlow    SUBSCRIBER_TOO_SLOW  (a stream dropped for falling behind)
+    ├── SubscriberTooSlow    SUBSCRIBER_TOO_SLOW  (a stream dropped for falling behind)
+    └── TooManyConnections   TOO_MANY_CONNECTIONS (PARLEY_MAX_CONNECTIONS_PER_USER open sockets)
 """
 
 from __future__ import annotations
@@ -65,3 +66,9 @@ class SubscriberTooSlow(ParleyError):
     """The subscriber fell too far behind the events; it resumes with ``afterSequence``."""
 
     code = "SUBSCRIBER_TOO_SLOW"
+
+
+class TooManyConnections(ParleyError):
+    """The user already holds PARLEY_MAX_CONNECTIONS_PER_USER open WebSockets."""
+
+    code = "TOO_MANY_CONNECTIONS"

@@ -13,6 +13,7 @@ from services import limits
 from services.database import acquire
 from services.errors import BadInput
 from services.sessions import require_session
+from services.settings import get_settings
 
 _MAX_KEY = 200
 
@@ -52,12 +53,19 @@ async def save_memory(
 
 
 async def upsert(user_id: uuid.UUID, session_id: uuid.UUID | None, key: str, value: Any) -> MemoryEntry:
-    """Insert or replace one entry atomically (a partial unique index per scope)."""
+    """Insert or replace one entry atomically (a partial unique index per scope).
+
+    A user's memory, all scopes together, holds at most PARLEY_MAX_MEMORY_ENTRIES entries and
+    PARLEY_MAX_MEMORY_BYTES (keys and values): past either the write is refused and undone.
+    The user's row lock serialises their writers, so concurrent saves cannot overshoot.
+    """
+    settings = get_settings()
     scope = MemoryScope.SESSION if session_id is not None else MemoryScope.USER
     target = (
         "(session_id, key) WHERE scope = 'session'" if session_id else ("(user_id, key) WHERE scope = 'user'")
     )
-    async with acquire() as conn:
+    async with acquire() as conn, conn.transaction():
+        await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
         row = await conn.fetchrow(
             f"""
             INSERT INTO memory_entries (id, user_id, session_id, scope, key, value,
@@ -74,6 +82,22 @@ async def upsert(user_id: uuid.UUID, session_id: uuid.UUID | None, key: str, val
             key,
             json.dumps(value),
         )
+        totals = await conn.fetchrow(
+            """SELECT count(*) AS entries, coalesce(sum(octet_length(key) + octet_length(value::text)), 0) AS size
+               FROM memory_entries WHERE user_id = $1""",
+            user_id,
+        )
+        assert row is not None and totals is not None
+        if totals["entries"] > settings.max_memory_entries:
+            raise BadInput(
+                f"memory is full: at most {settings.max_memory_entries} entries per user "
+                "(PARLEY_MAX_MEMORY_ENTRIES); delete some first"
+            )
+        if totals["size"] > settings.max_memory_bytes:
+            raise BadInput(
+                f"memory is full: at most {settings.max_memory_bytes} bytes of keys and values per user "
+                "(PARLEY_MAX_MEMORY_BYTES); delete some first"
+            )
     return await MemoryEntry.get(id=row["id"])
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from models import User
+from services import notices
 from services.database import acquire
 from services.errors import BadInput, Forbidden
 from services.settings import Settings
@@ -87,6 +88,7 @@ async def _delete_batch(conn: asyncpg.Connection, inactive_days: int, batch_size
         await conn.execute("DELETE FROM runs WHERE session_id = ANY($1::uuid[])", ids)
         await conn.execute("DELETE FROM memory_entries WHERE session_id = ANY($1::uuid[])", ids)
         status = await conn.execute("DELETE FROM sessions WHERE id = ANY($1::uuid[])", ids)
+        await notices.sessions_deleted(conn, ids)
     return int(status.split()[-1])
 
 

@@ -54,15 +54,17 @@ from pydantic_ai.messages import (
     UserPromptPart,
     repair_messages,
 )
+from pydantic_ai.models import Model
 from pydantic_ai.toolsets import FunctionToolset
 from pydantic_ai.usage import RunUsage
 from tortoise.exceptions import DBConnectionError
 
-from models import Agent, MemoryScope, Message, Role, Run, RunStatus, Session, User
-from services import events, limits, llm, memory, runtime
+from models import Agent, Message, Role, Run, RunStatus, Session, User
+from services import events, limits, llm, memory, notices, runtime
 from services.conversation import RowDraft, drafts_from, dump, to_history, tool_arguments, window
 from services.database import acquire
 from services.errors import BadInput, NotFound, RunInProgress, ServiceUnavailable
+from services.memory_model import MemoryModel
 from services.sessions import require_session
 from services.transcript import (
     AnyMessage,
@@ -290,11 +292,12 @@ async def _execute(
         progress.history_len = len(history)
         pa_agent = _WITH_MEMORY if agent.memory_enabled else _WITHOUT_MEMORY
         instructions: list[Any] = [agent.instructions] if agent.instructions else []
+        model: Model | str = llm.resolve(agent.model)
         if agent.memory_enabled:
-            instructions.append(_remembered)
+            model = MemoryModel(model, user_id, session.id)
         async with pa_agent.run_stream_events(
             prompt,
-            model=llm.resolve(agent.model),
+            model=model,
             deps=_Deps(user_id, session.id),
             message_history=history,
             conversation_id=str(session.id),
@@ -623,7 +626,10 @@ async def save_memory(
     if not key or len(key) > 200:
         return "not saved: the key must have 1 to 200 characters"
     session_id = ctx.deps.session_id if scope == "session" else None
-    await memory.upsert(ctx.deps.user_id, session_id, key, value)
+    try:
+        await memory.upsert(ctx.deps.user_id, session_id, key, value)
+    except BadInput as exc:  # e.g. memory is full: the model can read why and act on it
+        return f"not saved: {exc.message}"
     return f"saved {key!r} ({scope})"
 
 
@@ -632,19 +638,6 @@ async def delete_memory(ctx: RunContext[_Deps], key: str, scope: Literal["user",
     session_id = ctx.deps.session_id if scope == "session" else None
     removed = await memory.remove(ctx.deps.user_id, session_id, key.strip())
     return f"deleted {key!r} ({scope})" if removed else f"nothing saved under {key!r} ({scope})"
-
-
-async def _remembered(ctx: RunContext[_Deps]) -> str:
-    """Dynamic instructions, read at every model request: the entries the model may use."""
-    entries = await memory.entries_for_model(ctx.deps.user_id, ctx.deps.session_id)
-    if not entries:
-        return "You remember nothing yet. Use save_memory to remember facts worth keeping."
-    lines = [
-        f"- {e.key} ({'user' if e.scope == MemoryScope.USER else 'session'}): "
-        f"{json.dumps(e.value, ensure_ascii=False)}"
-        for e in entries
-    ]
-    return "What you remember (save_memory / delete_memory change it):\n" + "\n".join(lines)
 
 
 # Built once: the model, instructions and caller are given per run.
@@ -686,8 +679,10 @@ async def delete_session(user: User, session_id: uuid.UUID) -> bool:
     active = await Run.get_or_none(session_id=session.id, status=RunStatus.RUNNING)
     if active is not None:
         await cancel_run(user, active.id)
-    deleted = await Session.filter(id=session.id).delete()
-    return deleted > 0
+    async with acquire() as conn, conn.transaction():
+        status = await conn.execute("DELETE FROM sessions WHERE id = $1", session.id)
+        await notices.sessions_deleted(conn, [session.id])  # its streams end on every process
+    return status != "DELETE 0"
 
 
 __all__ = [

@@ -18,7 +18,8 @@ from typing import Any
 
 import asyncpg
 
-from services import fanout, llm, retention
+from services import fanout, llm, notices, retention
+from services.connections import Connections, sweep_dead
 from services.database import acquire, asyncpg_dsn
 from services.hub import Hub, Resync
 from services.settings import Settings
@@ -26,7 +27,7 @@ from services.transcript import ALIVE_SQL
 
 log = logging.getLogger("parley.runtime")
 
-CANCEL_CHANNEL = "parley_cancel"
+CANCEL_CHANNEL = notices.CANCEL_CHANNEL
 LAG_PROBE_S = 0.02
 
 
@@ -40,6 +41,7 @@ class Runtime:
         self.fanout.watched = self.hub.watched
         self.hub.publish = self.fanout.publish
         self.handles: dict[uuid.UUID, Any] = {}  # run id → runs.RunHandle
+        self.connections = Connections(self.owner_key, settings.max_connections_per_user)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._conn: asyncpg.Connection | None = None
         self._closing = False
@@ -53,12 +55,14 @@ class Runtime:
         count = await recover_interrupted()
         if count:
             log.warning("marked %d runs of stopped processes as INTERRUPTED", count)
+        await sweep_dead()
 
     async def _connect(self) -> None:
         conn = await asyncpg.connect(self.dsn)
         await conn.execute("SELECT pg_advisory_lock($1)", self.owner_key)
         await conn.add_listener(CANCEL_CHANNEL, self._on_cancel)
         await conn.add_listener(fanout.CHANNEL, self._on_event)
+        await conn.add_listener(notices.CONTROL_CHANNEL, self._on_control)
         conn.add_termination_listener(self._on_lost)
         self._conn = conn
 
@@ -95,6 +99,17 @@ class Runtime:
 
     def _on_event(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         self.fanout.on_notify(payload)
+
+    def _on_control(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            notice = notices.parse_control(payload)
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignored a malformed control notice")
+            return
+        for session_id in notice.sessions_deleted:
+            self.hub.end_session(session_id)
+        if notice.user_gone is not None:
+            self.spawn(self.connections.close_user(notice.user_gone, notice.reason))
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)

@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     max_state_bytes: int = Field(default=65536, ge=16, validation_alias="PARLEY_MAX_STATE_BYTES")
     retention_days: int | None = Field(default=None, ge=1, validation_alias="PARLEY_RETENTION_DAYS")
     retention_interval_s: float = Field(default=3600.0, gt=0, validation_alias="PARLEY_RETENTION_INTERVAL")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, validation_alias="PARLEY_MAX_BODY_BYTES")
+    max_memory_entries: int = Field(default=200, ge=1, validation_alias="PARLEY_MAX_MEMORY_ENTRIES")
+    max_memory_bytes: int = Field(default=262_144, ge=1024, validation_alias="PARLEY_MAX_MEMORY_BYTES")
+    max_connections_per_user: int = Field(
+        default=50, ge=1, validation_alias="PARLEY_MAX_CONNECTIONS_PER_USER"
+    )
+    jwt_audience: str | None = Field(default=None, validation_alias="PARLEY_JWT_AUDIENCE")
+    jwt_issuer: str | None = Field(default=None, validation_alias="PARLEY_JWT_ISSUER")
 
     # Additions beyond the contract, with safe defaults.
     pool_size: int = Field(default=20, ge=1, validation_alias="PARLEY_DB_POOL_SIZE")
@@ -40,6 +48,15 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=15, validation_alias="PARLEY_MAX_ALIASES")
     max_page_size: int = 100
     run_timeout_s: float = Field(default=300.0, gt=0, validation_alias="PARLEY_RUN_TIMEOUT")
+    # HTTP connections that are too slow are closed: request headers must arrive within
+    # header_timeout_s, a request body within body_timeout_s; idle keep-alive connections close
+    # after keepalive_timeout_s (uvicorn's own setting).
+    header_timeout_s: float = Field(default=10.0, gt=0, validation_alias="PARLEY_HTTP_HEADER_TIMEOUT")
+    body_timeout_s: float = Field(default=30.0, gt=0, validation_alias="PARLEY_HTTP_BODY_TIMEOUT")
+    keepalive_timeout_s: int = Field(default=5, ge=1, validation_alias="PARLEY_HTTP_KEEPALIVE_TIMEOUT")
+    max_subscriptions_per_connection: int = Field(
+        default=20, ge=1, validation_alias="PARLEY_MAX_SUBSCRIPTIONS_PER_CONNECTION"
+    )
     log_level: str = Field(default="info", validation_alias="PARLEY_LOG_LEVEL")
     # Modules imported at start that may register extra models (services.llm.register_model):
     # how tests script models inside server processes, and a hook for custom models.

@@ -15,7 +15,7 @@ from typing import Any
 from models import Message, Run, RunStatus, User
 from services import events, runs, runtime
 from services.errors import SubscriberTooSlow
-from services.hub import Resync, Watcher, run_of
+from services.hub import Resync, SessionGone, Watcher, run_of
 from services.sessions import require_session
 
 REPLAY_PAGE = 500
@@ -133,6 +133,8 @@ async def _live(
         item = await watcher.get()
         if item is None:
             raise SubscriberTooSlow("the subscriber fell too far behind; resubscribe with afterSequence")
+        if isinstance(item, SessionGone):
+            return
         if isinstance(item, Resync):
             async for event in _resync(cursor, only_run):
                 yield event

@@ -1,16 +1,24 @@
-"""Users, API tokens and authentication."""
+"""Users, API tokens and authentication.
+
+Users made by ``parley user create`` authenticate with API tokens; users named by a JWT's
+``sub`` are made on first sight in a namespace of their own (``UserKind.JWT``), so a JWT can
+never act as a token user of the same name (an admin, say).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
+import uuid
 
 import jwt
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from models import ApiToken, User
+from models import ApiToken, User, UserKind
+from services import notices
+from services.database import acquire
 from services.errors import BadInput, Conflict, NotFound, Unauthenticated
 from services.settings import Settings
 
@@ -41,11 +49,48 @@ async def create_user(name: str, *, is_admin: bool = False) -> tuple[User, str]:
     return user, token
 
 
-async def issue_token(name: str) -> str:
-    user = await User.get_or_none(name=name)
+async def _token_user(name: str) -> User:
+    user = await User.get_or_none(name=name, kind=UserKind.TOKEN)
     if user is None:
         raise NotFound.of("user", repr(name))
-    return await _issue(user)
+    return user
+
+
+async def issue_token(name: str) -> str:
+    return await _issue(await _token_user(name))
+
+
+async def revoke_tokens(name: str) -> int:
+    """Invalidate every token of the user; their open sockets close on every process."""
+    user = await _token_user(name)
+    async with acquire() as conn, conn.transaction():
+        result = await conn.execute("DELETE FROM api_tokens WHERE user_id = $1", user.id)
+        await notices.user_gone(conn, user.id, "the user's tokens were revoked")
+    return int(result.split()[-1])
+
+
+async def delete_user(name: str, kind: UserKind = UserKind.TOKEN) -> int:
+    """Remove the user with all their sessions and memory; their sockets close everywhere.
+
+    Running replies are asked to stop first; whatever they still try to write afterwards finds
+    its rows gone. Returns how many sessions went with the user.
+    """
+    user = await User.get_or_none(name=name, kind=kind)
+    if user is None:
+        raise NotFound.of("user", repr(name))
+    async with acquire() as conn, conn.transaction():
+        session_ids: list[uuid.UUID] = [
+            r["id"] for r in await conn.fetch("SELECT id FROM sessions WHERE user_id = $1", user.id)
+        ]
+        running = await conn.fetch(
+            "SELECT id FROM runs WHERE session_id = ANY($1::uuid[]) AND status = 'running'", session_ids
+        )
+        for run in running:
+            await notices.cancel_run(conn, run["id"])
+        await conn.execute("DELETE FROM users WHERE id = $1", user.id)
+        await notices.user_gone(conn, user.id, "the user was deleted")
+        await notices.sessions_deleted(conn, session_ids)
+    return len(session_ids)
 
 
 async def _issue(user: User) -> str:
@@ -97,10 +142,24 @@ async def _user_from_jwt(token: str, settings: Settings) -> User:
         keys.append((settings.jwt_secret, ["HS256"]))
     if settings.jwt_public_key:
         keys.append((settings.jwt_public_key, ["RS256", "ES256"]))
+    # `exp` always: a JWT that never expires is a password that cannot be changed.
+    required = ["sub", "exp"]
+    if settings.jwt_audience:
+        required.append("aud")
+    if settings.jwt_issuer:
+        required.append("iss")
+    options = {"require": required, "verify_aud": bool(settings.jwt_audience)}
     claims = None
     for key, algorithms in keys:
         try:
-            claims = jwt.decode(token, key, algorithms=algorithms, options={"require": ["sub"]})
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                audience=settings.jwt_audience,
+                issuer=settings.jwt_issuer,
+                options=options,  # type: ignore[arg-type]
+            )
             break
         except jwt.PyJWTError:
             continue
@@ -110,10 +169,10 @@ async def _user_from_jwt(token: str, settings: Settings) -> User:
         name = _check_name(claims["sub"])
     except BadInput as exc:
         raise Unauthenticated("invalid token: its subject is not a valid user name") from exc
-    user = await User.get_or_none(name=name)
+    user = await User.get_or_none(name=name, kind=UserKind.JWT)
     if user is None:
         try:
-            user = await User.create(name=name)
+            user = await User.create(name=name, kind=UserKind.JWT)
         except IntegrityError:  # created concurrently by another request
-            user = await User.get(name=name)
+            user = await User.get(name=name, kind=UserKind.JWT)
     return user

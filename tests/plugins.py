@@ -54,7 +54,16 @@ async def big(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
         yield f"[{i}]" + "x" * 1500
 
 
+async def flood(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
+    """16 MiB of text as fast as it goes: more than any subscriber may hold queued."""
+    chunk = "y" * (256 * 1024)
+    for _ in range(64):
+        yield chunk
+        await asyncio.sleep(0)  # let the event loop deliver between chunks
+
+
 _model("script:fast200", fast200)
+_model("script:flood", flood)
 _model("script:big", big)
 _model("script:slow", slow)
 _model("script:tools", tools)

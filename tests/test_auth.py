@@ -135,7 +135,9 @@ async def test_jwt_user_is_created_on_first_sight(jwt_client, client):
     first = (await api.gql("{ viewer { id name isAdmin } }"))["viewer"]
     assert (first["name"], first["isAdmin"]) == (name, False)
     # The same subject is the same user, also with another token.
-    again = Api(jwt_client, _token({"sub": name, "iat": int(time.time())}), name)
+    again = Api(
+        jwt_client, _token({"sub": name, "iat": int(time.time()), "exp": int(time.time()) + 60}), name
+    )
     assert (await again.gql("{ viewer { id } }"))["viewer"]["id"] == first["id"]
     # The user owns sessions like anyone else.
     made = (await api.gql("mutation { createSession(input: {}) { id } }"))["createSession"]
@@ -163,3 +165,59 @@ async def test_bad_jwts_are_refused(jwt_client):
             "/graphql", json={"query": "{ viewer { name } }"}, headers={"Authorization": f"Bearer {token}"}
         )
         assert_unauthenticated(resp)
+
+
+def _exp(seconds: int = 600) -> int:
+    return int(time.time()) + seconds
+
+
+async def test_a_jwt_without_exp_is_refused(jwt_client: httpx.AsyncClient) -> None:
+    name = f"jwt-{uuid.uuid4().hex[:8]}"
+    for claims in ({"sub": name}, {"sub": name, "iat": int(time.time())}):
+        resp = await jwt_client.post(
+            "/graphql",
+            json={"query": "{ viewer { name } }"},
+            headers={"Authorization": f"Bearer {_token(claims)}"},
+        )
+        assert_unauthenticated(resp)
+
+
+@pytest.fixture
+async def strict_jwt_client(app: Any, settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    from web.app import create_app
+
+    changes = {"jwt_secret": SECRET, "jwt_audience": "parley-api", "jwt_issuer": "https://idp.example"}
+    transport = httpx.ASGITransport(app=create_app(settings.model_copy(update=changes)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://parley.test") as c:
+        yield c
+
+
+async def test_audience_and_issuer_are_required_when_set(strict_jwt_client: httpx.AsyncClient) -> None:
+    name = f"jwt-{uuid.uuid4().hex[:8]}"
+    good = {"sub": name, "exp": _exp(), "aud": "parley-api", "iss": "https://idp.example"}
+    api = Api(strict_jwt_client, _token(good), name)
+    assert (await api.gql("{ viewer { name } }"))["viewer"]["name"] == name
+    for wrong in ({"aud": "another-api"}, {"iss": "https://evil.example"}, {"aud": None}, {"iss": None}):
+        claims = {k: v for k, v in {**good, **wrong}.items() if v is not None}
+        resp = await strict_jwt_client.post(
+            "/graphql",
+            json={"query": "{ viewer { name } }"},
+            headers={"Authorization": f"Bearer {_token(claims)}"},
+        )
+        assert_unauthenticated(resp)
+
+
+async def test_a_jwt_never_becomes_a_token_user(jwt_client: httpx.AsyncClient, admin: Api) -> None:
+    """A JWT whose subject is an admin's name is a different, ordinary user."""
+    admin_view = (await admin.gql("{ viewer { id name isAdmin } }"))["viewer"]
+    assert admin_view["isAdmin"]
+    seen = set()
+    for sub in (admin.name, f" {admin.name} "):
+        impostor = Api(jwt_client, _token({"sub": sub, "exp": _exp()}), sub)
+        view = (await impostor.gql("{ viewer { id name isAdmin } }"))["viewer"]
+        assert view["id"] != admin_view["id"] and view["isAdmin"] is False
+        seen.add(view["id"])
+        # ... and cannot do what only admins do.
+        denied = await impostor.code('mutation { createAgent(input: {name: "x", model: "echo"}) { id } }')
+        assert denied == "FORBIDDEN"
+    assert len(seen) == 1  # both spellings name the same JWT user

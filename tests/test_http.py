@@ -92,6 +92,12 @@ async def test_introspection_can_be_turned_off(variant, api):
         resp = await c.post("/graphql", json={"query": query})
         assert resp.json().get("data") is None
     assert (await off.gql("{ viewer { name } }")) == {"viewer": {"name": api.name}}
+    # Suggestions would name fields too: none without introspection, the default app keeps them.
+    typo = "{ viewr { name } sesions { totalCount } }"
+    hidden = (await off.post(typo)).json()["errors"]
+    assert hidden and all("Did you mean" not in e["message"] and "viewer" not in e["message"] for e in hidden)
+    shown = (await api.post(typo)).json()["errors"]
+    assert any("Did you mean 'viewer'" in e["message"] for e in shown)
     # The default app keeps it on.
     assert "__schema" in await api.gql("{ __schema { queryType { name } } }")
 

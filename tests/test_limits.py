@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -266,22 +267,118 @@ async def test_malformed_body_is_4xx(api, what, body, content_type):
     no_leak(resp)
 
 
-async def test_queries_via_get_are_off(api):
-    resp = await api.client.get(
-        "/graphql",
-        params={"query": "{ viewer { name } }"},
-        headers={"Authorization": f"Bearer {api.token}", "Accept": "application/json"},
-    )
-    assert resp.status_code == 400, resp.text
-    no_leak(resp)
-    assert api.name not in resp.text
-    resp = await api.client.get(
-        "/graphql",
-        params={"query": 'mutation { createSession(input: {title: "via GET"}) { id } }'},
-        headers={"Authorization": f"Bearer {api.token}", "Accept": "application/json"},
-    )
-    assert resp.status_code == 400
+async def test_operations_via_get_are_off(api):
+    """GET serves GraphiQL only: no query, mutation or subscription runs from a URL."""
+    for query, accept in [
+        ("{ viewer { name } }", "application/json"),
+        ('mutation { createSession(input: {title: "via GET"}) { id } }', "application/json"),
+        (
+            'subscription { sessionEvents(sessionId: "00000000-0000-0000-0000-000000000000") { __typename } }',
+            "text/event-stream",
+        ),
+    ]:
+        resp = await api.client.get(
+            "/graphql",
+            params={"query": query},
+            headers={"Authorization": f"Bearer {api.token}", "Accept": accept},
+        )
+        assert resp.status_code == 405, resp.text
+        assert resp.headers["allow"] == "POST"
+        no_leak(resp)
+        assert api.name not in resp.text
     listed = await api.gql("{ sessions { totalCount } }")
     assert listed["sessions"]["totalCount"] == 0
     resp = await api.client.put("/graphql", json={"query": "{ viewer { name } }"})
     assert resp.status_code == 405
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
+async def test_json_nested_deeper_than_32_is_bad_input_everywhere(api: Any) -> None:
+    s = await create_session(api)
+    sid = s["id"]
+    deep, fine = _nested(33), _nested(31)
+    places = [
+        ("mutation($v: JSON) { createSession(input: {state: $v}) { id } }", {}),
+        ("mutation($v: JSON) { createSession(input: {metadata: $v}) { id } }", {}),
+        (
+            "mutation($id: UUID!, $v: JSON) { updateSession(id: $id, input: {metadata: $v}) { id } }",
+            {"id": sid},
+        ),
+        ("mutation($id: UUID!, $v: JSON) { updateSessionState(id: $id, set: $v) { id } }", {"id": sid}),
+        ('mutation($v: JSON!) { saveMemory(key: "deep", value: $v) { key } }', {}),
+        (
+            'mutation($id: UUID!, $v: JSON) { sendMessage(sessionId: $id, content: "hi", metadata: $v) { run { id } } }',
+            {"id": sid},
+        ),
+    ]
+    for query, variables in places:
+        assert await codes(api, query, {**variables, "v": deep}) == ["BAD_USER_INPUT"], query
+    for messages in (
+        [{"role": "USER", "content": "x", "metadata": deep}],
+        [{"role": "ASSISTANT", "toolCalls": [{"id": "c", "name": "f", "arguments": deep}]}],
+    ):
+        assert await codes(api, ADD_MESSAGES, {"sid": sid, "messages": messages}) == ["BAD_USER_INPUT"]
+    # A very deep document never reaches the services: refused as a bad request, not a crash.
+    resp = await api.client.post(
+        "/graphql",
+        content=b'{"query": "{ viewer { name } }", "variables": {"v": '
+        + b"[" * 100_000
+        + b"]" * 100_000
+        + b"}}",
+        headers={"Authorization": f"Bearer {api.token}", "Content-Type": "application/json"},
+    )
+    assert resp.status_code == 400
+    no_leak(resp)
+    # Just within the limit is fine, and nothing above was stored.
+    await api.gql("mutation($v: JSON) { createSession(input: {state: $v}) { id } }", {"v": fine})
+    after = await get_session(api, sid)
+    assert after["stateVersion"] == 0 and after["messageCount"] == 0 and after["metadata"] == {}
+
+
+async def test_driver_texts_never_reach_clients(api: Any) -> None:
+    """Text PostgreSQL cannot store (lone surrogates, NUL) is refused in Parley's own words."""
+    s = await create_session(api)
+    lone = "bad \ud800 text"
+    cases = [
+        ("mutation($v: String!) { createSession(input: {title: $v}) { id } }", {"v": lone}),
+        ("mutation($v: String!) { createSession(input: {externalId: $v}) { id } }", {"v": lone}),
+        ("mutation($v: JSON!) { createSession(input: {state: $v}) { id } }", {"v": {"k": lone}}),
+        ("mutation($v: JSON!) { createSession(input: {state: $v}) { id } }", {"v": {lone: 1}}),
+        ('mutation($v: JSON!) { saveMemory(key: "k", value: $v) { key } }', {"v": [lone]}),
+        ("mutation($v: String!) { saveMemory(key: $v, value: 1) { key } }", {"v": lone}),
+        ("query($v: String!) { session(externalId: $v) { id } }", {"v": lone}),
+        ("query($v: String!) { searchMessages(query: $v) { rank } }", {"v": lone}),
+        (
+            "mutation($id: UUID!, $v: String!) { sendMessage(sessionId: $id, content: $v) { run { id } } }",
+            {"id": s["id"], "v": lone},
+        ),
+        (ADD_MESSAGES, {"sid": s["id"], "messages": [{"role": "USER", "content": lone}]}),
+    ]
+    for query, variables in cases:
+        # JSON escapes carry the lone surrogate ("\\ud800"), as a client's JSON encoder would send it.
+        resp = await api.client.post(
+            "/graphql",
+            content=json.dumps({"query": query, "variables": variables}).encode(),
+            headers={"Authorization": f"Bearer {api.token}", "Content-Type": "application/json"},
+        )
+        no_leak(resp)
+        for word in (
+            "codec",
+            "surrogate not allowed",
+            "invalid byte sequence",
+            "query argument",
+            "$1",
+            "UTF8",
+        ):
+            assert word not in resp.text, (word, resp.text)
+        assert [e["extensions"]["code"] for e in resp.json()["errors"]] == ["BAD_USER_INPUT"], (
+            query,
+            resp.text,
+        )
+    assert (await get_session(api, s["id"]))["messageCount"] == 0

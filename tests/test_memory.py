@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from typing import Any
 
 from tests.helpers import create_session
 
@@ -125,3 +127,103 @@ async def test_memory_is_per_user(api, other):
     assert [e["value"] for e in await entries(other)] == ["theirs"]
     assert (await other.gql(CLEAR, {}))["clearMemory"] == 1
     assert [e["value"] for e in await entries(api)] == ["mine"]
+
+
+async def test_a_users_memory_is_bounded_in_entries(api: Any, other: Any) -> None:
+    for i in range(200):  # PARLEY_MAX_MEMORY_ENTRIES, across both scopes
+        if i % 2:
+            await api.gql(SAVE, {"key": f"k{i}", "value": i})
+        else:
+            await api.gql(
+                SAVE, {"key": f"k{i}", "value": i, "scope": "SESSION", "sid": (await _session(api))}
+            )
+    assert await api.code(SAVE, {"key": "one-more", "value": 1}) == "BAD_USER_INPUT"
+    # Replacing an entry is not growing: still allowed. Other users are unaffected.
+    await api.gql(SAVE, {"key": "k1", "value": "replaced"})
+    await other.gql(SAVE, {"key": "mine", "value": 1})
+    assert "one-more" not in [e["key"] for e in await entries(api)]
+
+
+async def _session(api: Any) -> str:
+    return str((await create_session(api))["id"])
+
+
+async def test_a_users_memory_is_bounded_in_bytes(api: Any) -> None:
+    chunk = "m" * 60_000  # each value fits PARLEY_MAX_STATE_BYTES; five do not fit 256 KiB together
+    for i in range(4):
+        await api.gql(SAVE, {"key": f"big{i}", "value": chunk})
+    error = await api.error(SAVE, {"key": "big4", "value": chunk})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "PARLEY_MAX_MEMORY_BYTES" in error["message"]
+    assert len(await entries(api)) == 4
+    # Growing an entry past the total is refused too, and the old value stays.
+    assert await api.code(SAVE, {"key": "big0", "value": chunk + "m" * 30_000}) == "BAD_USER_INPUT"
+    assert [e["value"] for e in await entries(api) if e["key"] == "big0"] == [chunk]
+
+
+async def test_the_memory_tool_reports_a_full_memory_to_the_model(api: Any, admin: Any) -> None:
+    from tests.scripted import Recorder, call, register, tool_returns
+
+    chunk = "m" * 60_000
+    for i in range(4):
+        await api.gql(SAVE, {"key": f"big{i}", "value": chunk})
+    recorder = Recorder()
+
+    async def stream(messages: Any, info: Any) -> Any:
+        if not tool_returns(messages):
+            yield call("save_memory", '{"key": "more", "value": "%s"}' % ("z" * 30_000), "s1")
+        else:
+            yield str(tool_returns(messages)[0].content)
+
+    model = register(stream, recorder)
+    name = f"mem-{uuid.uuid4().hex[:8]}"
+    await admin.gql(
+        "mutation($i: AgentInput!) { createAgent(input: $i) { name } }", {"i": {"name": name, "model": model}}
+    )
+    sid = (await create_session(api, agentName=name))["id"]
+    sent = await api.gql(
+        'mutation($s: UUID!) { sendMessage(sessionId: $s, content: "note this") { run { status } reply { content } } }',
+        {"s": sid},
+    )
+    assert sent["sendMessage"]["run"]["status"] == "COMPLETED"
+    assert sent["sendMessage"]["reply"]["content"].startswith("not saved: memory is full")
+    assert "more" not in [e["key"] for e in await entries(api)]
+
+
+async def test_memory_reaches_the_model_but_never_its_stored_history(
+    make_api: Any, admin: Any, sql: Any
+) -> None:
+    """60 turns with a full memory store exactly what the same turns store without memory."""
+    from tests.scripted import Recorder, register
+
+    recorder = Recorder()
+
+    async def echo(messages: Any, info: Any) -> Any:
+        yield "ok"
+
+    model = register(echo, recorder)
+    name = f"mem-{uuid.uuid4().hex[:8]}"
+    await admin.gql(
+        "mutation($i: AgentInput!) { createAgent(input: $i) { name } }", {"i": {"name": name, "model": model}}
+    )
+    sizes = []
+    for full in (True, False):
+        api = await make_api()
+        if full:
+            for i in range(4):
+                await api.gql(SAVE, {"key": f"fact{i}", "value": f"{i}" * 60_000})
+        sid = (await create_session(api, agentName=name))["id"]
+        for turn in range(60):
+            await api.gql(
+                "mutation($s: UUID!, $c: String!) { sendMessage(sessionId: $s, content: $c) { run { id } } }",
+                {"s": sid, "c": f"turn {turn:02d}"},
+            )
+            if full:
+                assert "0" * 60_000 in (recorder.instructions[-1] or "")  # the model saw the memory
+        stored = await sql.fetchval(
+            "SELECT sum(octet_length(model_message)) FROM messages WHERE session_id = $1", uuid.UUID(sid)
+        )
+        history = (await api.gql("query($s: UUID!) { session(id: $s) { history } }", {"s": sid}))["session"]
+        assert "0" * 1000 not in json.dumps(history)
+        sizes.append(stored)
+    with_memory, without = sizes
+    assert abs(with_memory - without) <= 0.01 * without, sizes

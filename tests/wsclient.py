@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -9,18 +10,36 @@ from typing import Any
 
 import websockets
 
+RECV_TIMEOUT_S = 30.0  # no single message may take longer: a hang fails the test, not the run
+
 
 class GraphQLWS:
-    def __init__(self, url: str, token: str | None, *, header_auth: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        *,
+        header_auth: bool = False,
+        timeout: float = RECV_TIMEOUT_S,
+        max_queue: int = 16,
+    ) -> None:
         self.url = url
+        self.max_queue = max_queue  # frames buffered before the client stops reading the socket
         self.token = token
         self.header_auth = header_auth
+        self.timeout = timeout
         self.ws: Any = None
 
     async def __aenter__(self) -> GraphQLWS:
         headers = {"Authorization": f"Bearer {self.token}"} if self.header_auth and self.token else None
         self.ws = await websockets.connect(
-            self.url, subprotocols=["graphql-transport-ws"], additional_headers=headers, max_size=None
+            self.url,
+            subprotocols=["graphql-transport-ws"],
+            additional_headers=headers,
+            max_size=None,
+            open_timeout=self.timeout,
+            close_timeout=5,
+            max_queue=self.max_queue,
         )
         payload = {} if self.header_auth or self.token is None else {"Authorization": f"Bearer {self.token}"}
         await self.ws.send(json.dumps({"type": "connection_init", "payload": payload}))
@@ -34,7 +53,7 @@ class GraphQLWS:
 
     async def _recv(self) -> dict[str, Any]:
         while True:
-            msg = json.loads(await self.ws.recv())
+            msg = json.loads(await asyncio.wait_for(self.ws.recv(), self.timeout))
             if msg["type"] == "ping":
                 await self.ws.send(json.dumps({"type": "pong"}))
                 continue

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
@@ -23,6 +23,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
 
 from resolvers.context import Context
 from schema.build import build_schema
@@ -31,6 +32,8 @@ from services import agents, database, runtime, users
 from services.errors import ParleyError
 from services.settings import Settings, get_settings
 from web.graphiql import STATIC_DIR, graphiql_html
+from web.request_limits import RequestLimits
+from web.sockets import ParleyTransportWS
 
 log = logging.getLogger("parley")
 
@@ -38,6 +41,8 @@ STATIC_PREFIX = "/graphiql-static"
 
 
 class ParleyGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = ParleyTransportWS
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         super().__init__(
@@ -48,7 +53,7 @@ class ParleyGraphQL(GraphQL[Context, None]):
             keep_alive_interval=15,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
             connection_init_wait_timeout=timedelta(seconds=10),
-            max_subscriptions_per_connection=20,
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
             allowed_origins=settings.origins,
         )
         self._page = graphiql_html(STATIC_PREFIX)
@@ -89,10 +94,26 @@ class ParleyGraphQL(GraphQL[Context, None]):
                 if isinstance(key, str) and key.lower() == "authorization" and isinstance(value, str):
                     context.authorization = value
         try:
-            await context.authenticate()
+            user = await context.authenticate()
         except ParleyError as exc:
             raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) from exc
+        await context.hold_socket(user)  # TooManyConnections closes the socket with 4429
         return await super().on_ws_connect(context)
+
+    async def run(self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET) -> Any:  # type: ignore[override]
+        # Operations run over POST and WebSocket only: GET serves GraphiQL and nothing else, so
+        # no link or image tag can start a subscription (or anything with a side effect).
+        if isinstance(request, Request) and request.method == "GET" and not _wants_html(request):
+            return PlainTextResponse(
+                "GraphQL operations are sent with POST (or over a WebSocket)",
+                status_code=405,
+                headers={"Allow": "POST"},
+            )
+        return await super().run(request, context, root_value)
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
 
 
 def _reject_constant(name: str) -> Any:
@@ -141,7 +162,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     if settings.graphiql:
         routes.append(Mount(STATIC_PREFIX, app=StaticFiles(directory=STATIC_DIR), name="graphiql-static"))
-    middleware = []
+    middleware = [
+        Middleware(
+            RequestLimits,
+            max_body_bytes=settings.max_body_bytes,
+            max_upload_bytes=settings.max_body_bytes,
+            body_timeout_s=settings.body_timeout_s,
+        )
+    ]
     if settings.origins:
         middleware.append(
             Middleware(
