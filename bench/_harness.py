@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -170,22 +170,29 @@ def free_port() -> int:
 
 
 class Server:
-    """`parley serve` as a separate process on a free loopback port."""
+    """`parley serve` as a separate process on a free loopback port (subclasses: another server
+    started the same way, e.g. bench/lean_peer.py)."""
+
+    name = "parley serve"
 
     def __init__(self, database_url: str, workers: int = 1, log_dir: Path | None = None, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = parley_env(database_url, **env)
         self.workers = workers
-        self.log_path = (log_dir or Path(tempfile.gettempdir())) / f"parley-serve-{self.port}.log"
+        slug = self.name.replace(" ", "-")
+        self.log_path = (log_dir or Path(tempfile.gettempdir())) / f"{slug}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        return parley_cmd(
+            "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)
+        )
 
     def start(self) -> None:
         log = open(self.log_path, "wb")  # closed right after Popen: the child keeps its copy
         self.proc = subprocess.Popen(
-            parley_cmd(
-                "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)
-            ),
+            self.command(),
             env=self.env,
             cwd=REPO,
             stdout=log,
@@ -197,7 +204,7 @@ class Server:
         first_503: float | None = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"parley serve exited with {self.proc.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
                 status = httpx.get(self.url + "/readyz", timeout=2).status_code
             except httpx.HTTPError:
@@ -210,7 +217,7 @@ class Server:
                     break
             time.sleep(0.1)
         raise RuntimeError(
-            f"parley serve (pid {self.proc.pid}) did not become ready: /readyz kept answering 503.\n"
+            f"{self.name} (pid {self.proc.pid}) did not become ready: /readyz kept answering 503.\n"
             f"Server log: {self.log_path}\n{self.log_tail(15)}\n{self.probe()}"
         )
 
@@ -254,7 +261,7 @@ class Server:
             return "(no server log)"
         return "\n".join([ln for ln in text if '"GET /readyz HTTP' not in ln][-lines:])
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Self:
         try:
             self.start()
         except BaseException:

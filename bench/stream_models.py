@@ -1,9 +1,12 @@
-"""Timestamped scripted models for the streaming benchmarks (bench/stream.py, bench/fanout.py).
+"""Timestamped scripted models for the streaming benchmarks (bench/stream.py, bench/paced.py,
+bench/fanout.py).
 
 Registered in a server process started with ``PARLEY_PLUGINS=tests.plugins,bench.stream_models``
-and ``PYTHONPATH=<repo root>``. Every text delta is one token ``t=<time.time()>;`` taken at the
-moment the model yields it, so a client can compute receipt - emission for each delta it gets;
-a merged TextDelta carries several tokens (its newest and its oldest emission).
+and ``PYTHONPATH=<repo root>`` (see :func:`register`); the lean peer (bench/lean_peer.py) runs the
+same functions, looked up by the same names in :data:`MODELS`. Every text delta is one token
+``t=<time.time()>;`` taken at the moment the model yields it, so a client can compute receipt -
+emission for each delta it gets; a merged TextDelta carries several tokens (its newest and its
+oldest emission).
 
 * ``bench:ts200``: 200 deltas at once, like ``script:fast200`` (the throughput benchmark).
 * ``bench:paced``: one delta every 20 ms; how many is the last word of the user message when it
@@ -15,13 +18,12 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 from pydantic_ai.messages import ModelRequest, UserPromptPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
-
-from services import llm
 
 TOKEN = re.compile(r"t=([0-9.]+);")
 PACE_S = 0.02
@@ -55,9 +57,16 @@ async def paced(messages: Any, info: AgentInfo) -> AsyncIterator[str]:
         await asyncio.sleep(PACE_S)
 
 
-def _register(name: str, fn: Any) -> None:
-    llm.register_model(name, lambda: FunctionModel(stream_function=fn, model_name=name))
+StreamFunction = Callable[[Any, AgentInfo], AsyncIterator[str]]
+MODELS: dict[str, StreamFunction] = {"bench:ts200": ts200, "bench:paced": paced}
 
 
-_register("bench:ts200", ts200)
-_register("bench:paced", paced)
+def register() -> None:
+    """Make :data:`MODELS` agent model strings of the Parley process importing this module."""
+    from services import llm  # Parley's registry; kept here so a new plugin API changes one place
+
+    for name, fn in MODELS.items():
+        llm.register_model(name, partial(FunctionModel, stream_function=fn, model_name=name))
+
+
+register()
