@@ -45,11 +45,12 @@ def _with_db(fn: Callable[[], Awaitable[Any]]) -> Any:
 
     async def run(url: str) -> Any:
         await database.migrate(url)
-        await database.open_database(url, pool_size=2)
+        db = database.Database(url, pool_size=2)
+        await db.open()
         try:
             return await fn()
         finally:
-            await database.close_database()
+            await db.close()
 
     with _database_url() as url:
         return asyncio.run(run(url))
@@ -87,6 +88,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level=settings.log_level,
             http=functools.partial(HeaderDeadlineProtocol, header_timeout_s=settings.header_timeout_s),  # type: ignore[arg-type]
             timeout_keep_alive=settings.keepalive_timeout_s,
+            # The runtime ends running replies at the stop signal; this bounds what is left.
+            timeout_graceful_shutdown=5,
             ws="websockets-sansio",
             # A larger WebSocket message closes the socket with 1009 before it is buffered whole.
             ws_max_size=settings.max_body_bytes,
@@ -202,25 +205,12 @@ def main(argv: list[str] | None = None) -> None:
 
 def _unreachable_database(exc: BaseException | None) -> str | None:
     """Why the database could not be used, when that is what ``exc`` means (else None)."""
-    import asyncpg
-    from tortoise.exceptions import DBConnectionError
+    from services.errors import infrastructure_failure
 
-    kinds = (
-        OSError,
-        TimeoutError,
-        DBConnectionError,
-        asyncpg.exceptions.InvalidCatalogNameError,
-        asyncpg.exceptions.InvalidAuthorizationSpecificationError,
-        asyncpg.exceptions.CannotConnectNowError,
-        asyncpg.exceptions.ConnectionDoesNotExistError,
-    )
-    for _ in range(10):
-        if exc is None:
-            return None
-        if isinstance(exc, kinds):
-            return str(exc) or type(exc).__name__
-        exc = exc.__cause__ or exc.__context__
-    return None
+    found = infrastructure_failure(exc)
+    if found is None or found[0] != "unavailable":
+        return None
+    return str(found[1]) or type(found[1]).__name__
 
 
 if __name__ == "__main__":

@@ -61,12 +61,7 @@ StreamFunction = Callable[[Any, AgentInfo], AsyncIterator[str]]
 MODELS: dict[str, StreamFunction] = {"bench:ts200": ts200, "bench:paced": paced}
 
 
-def register() -> None:
-    """Make :data:`MODELS` agent model strings of the Parley process importing this module."""
-    from services import llm  # Parley's registry; kept here so a new plugin API changes one place
-
+def register_models(models: Any) -> None:
+    """Parley's plugin hook (PARLEY_PLUGINS): make :data:`MODELS` agent model strings."""
     for name, fn in MODELS.items():
-        llm.register_model(name, partial(FunctionModel, stream_function=fn, model_name=name))
-
-
-register()
+        models.register(name, partial(FunctionModel, stream_function=fn, model_name=name))

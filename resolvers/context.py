@@ -11,9 +11,10 @@ from typing import Any, TypeVar
 from strawberry.dataloader import DataLoader
 
 from models import Agent, MemoryEntry, Message, Run, User
-from services import agents, memory, messages, runs, runtime, stats
+from services import agents, memory, messages, runs, stats
 from services.errors import Unauthenticated
-from services.settings import Settings
+from services.limits import Limits
+from services.runtime import Runtime
 from services.users import authenticate
 
 K = TypeVar("K", bound=Hashable)
@@ -63,26 +64,29 @@ class Loaders:
         # Message pages of many sessions with the same arguments, in one query per argument set.
         return DataLoader(load_fn=self._message_pages)
 
-    @staticmethod
-    async def _message_pages(keys: Sequence[tuple[uuid.UUID, messages.PageArgs]]) -> list[Any]:
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+
+    async def _message_pages(self, keys: Sequence[tuple[uuid.UUID, messages.PageArgs]]) -> list[Any]:
         by_args: dict[messages.PageArgs, list[uuid.UUID]] = defaultdict(list)
         for session_id, args in keys:
             by_args[args].append(session_id)
         pages: dict[tuple[uuid.UUID, messages.PageArgs], Any] = {}
         for args, ids in by_args.items():
-            for session_id, page in (await messages.pages_for(ids, args)).items():
+            for session_id, page in (await messages.pages_for(ids, args, self.limits)).items():
                 pages[(session_id, args)] = page
         return [pages[k] for k in keys]
 
 
 class Context:
-    def __init__(self, settings: Settings, authorization: str | None, request: Any = None) -> None:
-        self.settings = settings
+    def __init__(self, runtime: Runtime, authorization: str | None, request: Any = None) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
         self.request = request
         self.authorization = authorization
         self.connection_params: Any = None  # set by strawberry from the WebSocket connection_init
         self._user: User | None = None
-        self.loaders = Loaders()
+        self.loaders = Loaders(runtime.limits)
         # WebSockets only: set by the socket handler, and the slot counted for the user.
         self.close_socket: Callable[[str], Awaitable[None]] | None = None
         self.socket_slot: uuid.UUID | None = None
@@ -90,12 +94,12 @@ class Context:
     async def hold_socket(self, user: User) -> None:
         """Count this socket for its user (TooManyConnections past the limit)."""
         if self.close_socket is not None and self.socket_slot is None:
-            self.socket_slot = await runtime.current().connections.open(user.id, self.close_socket)
+            self.socket_slot = await self.runtime.connections.open(user.id, self.close_socket)
 
     async def release_socket(self) -> None:
         if self.socket_slot is not None and self._user is not None:
             slot, self.socket_slot = self.socket_slot, None
-            await runtime.current().connections.release(self._user.id, slot)
+            await self.runtime.connections.release(self._user.id, slot)
 
     async def authenticate(self) -> User:
         if self._user is None:
@@ -110,4 +114,4 @@ class Context:
 
     def fresh_loaders(self) -> None:
         """Long subscriptions call this per event so no loader serves stale rows."""
-        self.loaders = Loaders()
+        self.loaders = Loaders(self.runtime.limits)

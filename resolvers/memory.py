@@ -25,7 +25,11 @@ async def entries(info: Info, scope: MemoryScope, session_id: uuid.UUID | None) 
 async def save(
     info: Info, key: str, value: Any, scope: MemoryScope, session_id: uuid.UUID | None
 ) -> MemoryEntry:
-    return await memory.save_memory(info.context.user, key, value, _scope(scope), session_id)
+    rt = info.context.runtime
+    bounds = memory.MemoryBounds.of(rt.settings)
+    return await memory.save_memory(
+        info.context.user, key, value, _scope(scope), session_id, rt.limits, bounds
+    )
 
 
 async def delete(info: Info, key: str, scope: MemoryScope, session_id: uuid.UUID | None) -> bool:

@@ -28,4 +28,4 @@ async def add_messages(
         )
         for m in items
     ]
-    return await messages.add_messages(info.context.user, session_id, incoming)
+    return await messages.add_messages(info.context.runtime, info.context.user, session_id, incoming)

@@ -24,7 +24,7 @@ async def run(info: strawberry.Info[Context, None], id: uuid.UUID) -> Run | None
 
 
 async def cancel_run(info: strawberry.Info[Context, None], id: uuid.UUID) -> Run:
-    return await runs.cancel_run(info.context.user, id)
+    return await runs.cancel_run(info.context.runtime, info.context.user, id)
 
 
 async def send_message(
@@ -34,4 +34,6 @@ async def send_message(
     metadata: object | None,
     idempotency_key: str | None,
 ) -> runs.TurnResult:
-    return await runs.send_message(info.context.user, session_id, content, metadata, idempotency_key)
+    return await runs.send_message(
+        info.context.runtime, info.context.user, session_id, content, metadata, idempotency_key
+    )

@@ -9,7 +9,7 @@ from models import Agent, MemoryEntry, Session
 from resolvers.context import Context
 from schema.enums import MessageRole
 from schema.inputs import CreateSessionInput, SessionFilter, UpdateSessionInput
-from services import messages, runs, sessions
+from services import messages, sessions
 from services.messages import PageArgs
 from services.pagination import Page
 from services.transcript import MessageRow
@@ -32,7 +32,7 @@ async def session_list(
             updated_after=filter.updated_after,
             title_contains=filter.title_contains,
         )
-    return await sessions.list_sessions(info.context.user, first, after, flt)
+    return await sessions.list_sessions(info.context.user, first, after, flt, info.context.runtime.limits)
 
 
 async def agent_of(info: Info, root: Session) -> Agent:
@@ -49,7 +49,7 @@ async def messages_of(
     roles: list[MessageRole] | None,
 ) -> Page[MessageRow]:
     args = _page_args(first, after, last, before, roles)
-    args.resolved()  # reject bad arguments before batching
+    args.resolved(info.context.runtime.limits)  # reject bad arguments before batching
     return await info.context.loaders.message_page.load((root.id, args))
 
 
@@ -73,7 +73,7 @@ async def message_list(
     before: str | None,
 ) -> Page[MessageRow]:
     return await messages.list_messages(
-        info.context.user, session_id, _page_args(first, after, last, before, None)
+        info.context.runtime, info.context.user, session_id, _page_args(first, after, last, before, None)
     )
 
 
@@ -95,6 +95,7 @@ async def create(info: Info, input: CreateSessionInput) -> Session:
             state=input.state,
             metadata=input.metadata,
         ),
+        info.context.runtime.limits,
     )
 
 
@@ -104,13 +105,15 @@ async def get_or_create(info: Info, external_id: str, agent_name: str | None) ->
 
 async def update(info: Info, id: uuid.UUID, input: UpdateSessionInput) -> Session:
     changes = sessions.SessionChanges(title=input.title, metadata=input.metadata, is_active=input.is_active)
-    return await sessions.update_session(info.context.user, id, changes)
+    return await sessions.update_session(info.context.user, id, changes, info.context.runtime.limits)
 
 
 async def update_state(
     info: Info, id: uuid.UUID, set: Any, unset: list[str] | None, expected_version: int | None
 ) -> Session:
-    return await sessions.update_state(info.context.user, id, set, unset, expected_version)
+    return await sessions.update_state(
+        info.context.user, id, set, unset, expected_version, info.context.runtime.limits
+    )
 
 
 async def clear_history(info: Info, id: uuid.UUID) -> Session:
@@ -119,4 +122,4 @@ async def clear_history(info: Info, id: uuid.UUID) -> Session:
 
 
 async def delete(info: Info, id: uuid.UUID) -> bool:
-    return await runs.delete_session(info.context.user, id)
+    return await sessions.delete_session(info.context.runtime, info.context.user, id)

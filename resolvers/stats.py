@@ -26,7 +26,9 @@ async def popular_agents(info: Info, days: int, limit: int) -> list[stats.AgentU
 async def search_messages(
     info: Info, query: str, first: int, session_id: uuid.UUID | None
 ) -> list[search.Hit]:
-    return await search.search_messages(info.context.user, query, first, session_id)
+    return await search.search_messages(
+        info.context.user, query, first, session_id, info.context.runtime.limits
+    )
 
 
 async def cleanup(info: Info, inactive_days: int) -> int:

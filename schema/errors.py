@@ -6,13 +6,11 @@ import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode
 from strawberry.extensions import MaskErrors, SchemaExtension
-from tortoise.exceptions import DBConnectionError
 
-from services.errors import ParleyError, ServiceUnavailable
+from services.errors import ParleyError, ServiceUnavailable, infrastructure_failure
 
 log = logging.getLogger("parley.graphql")
 
@@ -56,13 +54,13 @@ def _code(error: GraphQLError) -> tuple[str, str]:
         original = original.original_error
     if isinstance(original, ParleyError):
         return original.code, original.message
-    if _caused_by(original, _UNAVAILABLE) is not None:
-        return ServiceUnavailable.code, "the database cannot be reached right now; retry"
-    data_error = _caused_by(original, (asyncpg.exceptions.DataError, UnicodeError))
-    if data_error is not None:
+    failure = infrastructure_failure(original)
+    if failure is not None and failure[0] == "unavailable":
+        return ServiceUnavailable.code, ServiceUnavailable().message
+    if failure is not None:
         # PostgreSQL or the driver refused a value (invalid text, out of range, ...): bad input.
         # The driver's own words (encodings, SQL parameters) stay in the server log.
-        log.warning("database refused a value in %s: %s", error.path, data_error)
+        log.warning("database refused a value in %s: %s", error.path, failure[1])
         return "BAD_USER_INPUT", (
             "invalid input: a value could not be stored (text must be valid UTF-8 without NUL "
             "characters, and numbers within range)"
@@ -76,30 +74,6 @@ def _code(error: GraphQLError) -> tuple[str, str]:
         return "BAD_USER_INPUT", error.message
     log.error("unexpected error in %s", error.path, exc_info=original)
     return "INTERNAL_SERVER_ERROR", "Internal server error"
-
-
-# The database is down, restarting, out of connections or the link broke: the client may retry.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    DBConnectionError,
-    OSError,
-    asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.TooManyConnectionsError,
-)
-
-
-def _caused_by(exc: BaseException | None, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
-    """``exc`` or the exception behind it (Tortoise wraps asyncpg's) that is one of ``kinds``."""
-    for _ in range(10):
-        if exc is None:
-            return None
-        if isinstance(exc, kinds):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
 
 
 def is_expected(error: GraphQLError) -> bool:

@@ -99,15 +99,21 @@ async def update_agent(user: User, name: str, changes: AgentChanges) -> Agent:
     agent = await Agent.get_or_none(name=name)
     if agent is None:
         raise NotFound.of("agent", repr(name))
+    changed: list[str] = []
     if changes.model is not None:
         agent.model = changes.model.strip()
+        changed.append("model")
     if changes.instructions is not None:
         agent.instructions = changes.instructions
+        changed.append("instructions")
     if changes.memory_enabled is not None:
         agent.memory_enabled = changes.memory_enabled
+        changed.append("memory_enabled")
     if changes.history_limit is not None:
         agent.history_limit = changes.history_limit
-    await agent.save()
+        changed.append("history_limit")
+    if changed:  # only these columns: a concurrent edit of the others is kept
+        await agent.save(update_fields=[*changed, "updated_at"])
     return agent
 
 

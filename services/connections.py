@@ -16,15 +16,11 @@ from collections.abc import Awaitable, Callable
 
 from services.database import acquire
 from services.errors import TooManyConnections
-from services.transcript import ALIVE_SQL
+from services.liveness import LIVE_OWNERS_SQL
 
 log = logging.getLogger("parley.connections")
 
 Closer = Callable[[str], Awaitable[None]]
-
-_LIVE_OWNERS = """SELECT (l.classid::bigint << 32) | l.objid::bigint FROM pg_locks l
-    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
 
 
 class Connections:
@@ -44,7 +40,7 @@ class Connections:
                 f"""INSERT INTO ws_connections (id, user_id, owner_key, opened_at)
                     SELECT $1, $2, $3, now()
                     WHERE (SELECT count(*) FROM ws_connections
-                           WHERE user_id = $2 AND owner_key IN ({_LIVE_OWNERS})) < $4
+                           WHERE user_id = $2 AND owner_key IN ({LIVE_OWNERS_SQL})) < $4
                     RETURNING id""",
                 slot,
                 user_id,
@@ -68,21 +64,18 @@ class Connections:
         async with acquire() as conn:
             await conn.execute("DELETE FROM ws_connections WHERE id = $1", slot)
 
-    async def close_user(self, user_id: uuid.UUID, reason: str) -> int:
-        """Close every socket of ``user_id`` held by this process; how many were closed."""
+    async def close_user(self, user_id: uuid.UUID, reason: str) -> None:
+        """Close every socket of ``user_id`` held by this process."""
         closers = list(self._closers.get(user_id, {}).values())
         for close in closers:
             try:
                 await close(reason)
             except Exception:  # a socket that is already going away
                 log.debug("closing a socket of user %s failed", user_id, exc_info=True)
-        return len(closers)
 
 
 async def sweep_dead() -> int:
     """Forget sockets of processes that are gone (their rows no longer count anyway)."""
     async with acquire() as conn:
-        result = await conn.execute(
-            f"DELETE FROM ws_connections WHERE NOT {ALIVE_SQL.format(key='ws_connections.owner_key')}"
-        )
+        result = await conn.execute(f"DELETE FROM ws_connections WHERE owner_key NOT IN ({LIVE_OWNERS_SQL})")
     return int(result.split()[-1])

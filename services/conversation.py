@@ -174,26 +174,44 @@ def to_history_json(rows: list[StoredRow]) -> list[dict[str, Any]]:
     return json.loads("[" + ",".join(_merged(rows)) + "]")
 
 
-# Validated messages by their stored text: a session's next turn re-sends mostly the same
-# window, and validating it again is the largest part of what history costs a turn.
-_VALIDATED: OrderedDict[str, ModelMessage] = OrderedDict()
-VALIDATED_CACHE_SIZE = 5000
+class HistoryCache:
+    """Validated messages by their stored text, bounded by the text's size.
 
+    A session's next turn re-sends mostly the same window, and validating it again is the
+    largest part of what history costs a turn. The bound is in characters of stored JSON (the
+    validated objects weigh a small multiple of it), so a few huge messages cannot hold on to
+    an unbounded amount of memory.
+    """
 
-def to_history(rows: list[StoredRow]) -> list[ModelMessage]:
-    texts = _merged(rows)
-    missing = list(dict.fromkeys(t for t in texts if t not in _VALIDATED))
-    if missing:
-        # One validate_json over the stored texts: about twice as fast as parsing then validating.
-        validated = ModelMessagesTypeAdapter.validate_json("[" + ",".join(missing) + "]")
-        _VALIDATED.update(zip(missing, validated, strict=True))
-    history = []
-    for text in texts:
-        _VALIDATED.move_to_end(text)
-        history.append(_VALIDATED[text])
-    while len(_VALIDATED) > VALIDATED_CACHE_SIZE:
-        _VALIDATED.popitem(last=False)
-    return history
+    def __init__(self, max_chars: int = 32 * 1024 * 1024) -> None:
+        self.max_chars = max_chars
+        self._items: OrderedDict[str, ModelMessage] = OrderedDict()
+        self._chars = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def chars(self) -> int:
+        return self._chars
+
+    def to_history(self, rows: list[StoredRow]) -> list[ModelMessage]:
+        texts = _merged(rows)
+        missing = list(dict.fromkeys(t for t in texts if t not in self._items))
+        if missing:
+            # One validate_json over the stored texts: about twice as fast as parsing then validating.
+            validated = ModelMessagesTypeAdapter.validate_json("[" + ",".join(missing) + "]")
+            for text, message in zip(missing, validated, strict=True):
+                self._items[text] = message
+                self._chars += len(text)
+        history = []
+        for text in texts:
+            self._items.move_to_end(text)
+            history.append(self._items[text])
+        while self._chars > self.max_chars and len(self._items) > len(texts):
+            text, _ = self._items.popitem(last=False)
+            self._chars -= len(text)
+        return history
 
 
 def window(rows: list[StoredRow], limit: int) -> list[StoredRow]:

@@ -1,21 +1,28 @@
-"""Database lifecycle: Tortoise setup, the embedded PostgreSQL, migrations and raw access."""
+"""Database lifecycle: Tortoise setup, the embedded PostgreSQL, migrations and raw access.
+
+This module is also the one adapter to Tortoise's private corners (each marked where used):
+the global fallback context (uvicorn runs the lifespan in a task of its own, and requests must
+reach the connections it opened), and building model instances from raw records.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 from tortoise import Tortoise, connections
+from tortoise import context as tortoise_context
 from tortoise.backends.asyncpg.client import AsyncpgDBClient
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as tortoise_migrate
+from tortoise.models import Model
 
-from services.errors import ServiceUnavailable
+from services.errors import ServiceUnavailable, is_unavailable
 
 log = logging.getLogger("parley.database")
 
@@ -23,6 +30,8 @@ MODELS_MODULE = "models"
 MIGRATIONS_MODULE = "migrations"
 # Serialises concurrent `migrate` calls from several hosts/processes on one database.
 _MIGRATE_LOCK_KEY = 0x5041524C4559  # "PARLEY"
+
+M = TypeVar("M", bound=Model)
 
 
 def tortoise_config(database_url: str, pool_size: int = 20) -> dict[str, Any]:
@@ -83,19 +92,26 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
         server.cleanup()
 
 
-async def open_database(database_url: str, pool_size: int = 20) -> None:
-    # uvicorn runs the lifespan in its own task: requests must reach this context too. Only
-    # one context can be the global fallback (a second app in one process uses its own).
-    from tortoise import context
+class Database:
+    """Tortoise's connections for one app. Several apps in one process (tests) share the first
+    one's (a second app on the same database would otherwise need per-task ORM contexts)."""
 
-    await Tortoise.init(
-        config=tortoise_config(database_url, pool_size),
-        _enable_global_fallback=context._global_context is None,
-    )
+    def __init__(self, database_url: str, pool_size: int) -> None:
+        self.url = database_url
+        self.pool_size = pool_size
+        self._owner = False
 
+    async def open(self) -> None:
+        # Private: Tortoise keeps the context that may be reached from every task here.
+        if tortoise_context._global_context is not None:
+            return  # another app of this process opened it (tests): share it, do not own it
+        await Tortoise.init(config=tortoise_config(self.url, self.pool_size), _enable_global_fallback=True)
+        self._owner = True
 
-async def close_database() -> None:
-    await Tortoise.close_connections()
+    async def close(self) -> None:
+        if self._owner:
+            self._owner = False
+            await Tortoise.close_connections()
 
 
 async def migrate(database_url: str) -> None:
@@ -115,14 +131,24 @@ async def acquire() -> AsyncIterator[asyncpg.Connection]:
     try:
         async with client.acquire_connection() as conn:
             yield conn
-    except (OSError, asyncpg.exceptions.CannotConnectNowError) as exc:
-        raise ServiceUnavailable("the database cannot be reached right now; retry") from exc
+    except Exception as exc:
+        if is_unavailable(exc) and not isinstance(exc, ServiceUnavailable):
+            raise ServiceUnavailable() from exc
+        raise
 
 
 async def ping() -> bool:
     try:
         async with acquire() as conn:
             await conn.fetchval("SELECT 1")
-    except Exception:
-        return False
+    except Exception as exc:
+        if is_unavailable(exc):
+            return False
+        raise
     return True
+
+
+def model_from(model: type[M], record: Mapping[str, Any]) -> M:
+    """A model instance from a raw record's columns, as Tortoise itself builds them from rows."""
+    fields = model._meta.fields_db_projection  # private: column names of the model's fields
+    return model._init_from_db(**{name: record[name] for name in fields if name in record})

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models import Run
-from services.transcript import AnyMessage
+from services.transcript import MessageRow
 
 
 @dataclass
@@ -53,7 +53,7 @@ class ToolCallFinished:
 
 @dataclass
 class MessageAdded:
-    message: AnyMessage
+    message: MessageRow
 
 
 @dataclass

@@ -1,168 +1,214 @@
 """Agent events across processes through PostgreSQL LISTEN/NOTIFY.
 
 NOTIFY takes a cluster-wide lock at commit, so it is never sent per token: a process buffers
-the events of all its runs and flushes them every FLUSH_S in one statement, which appends
-each run's new text to ``runs.partial_text`` and sends the events packed into as few
-notifications as fit (a run's end is flushed in the same commit as its final status). A
-watcher joining on another process reads ``partial_text`` as its snapshot. Large text travels
-as offsets into it instead of inline, keeping payloads well under PostgreSQL's 8,000 bytes.
+the events of all its runs and one flusher task sends them every ``FLUSH_S`` in one statement,
+which appends each run's new text to ``runs.partial_text`` and sends the events packed into as
+few notifications as fit. A run's last events go out in the same commit as its final status.
+A watcher joining on another process reads ``partial_text`` as its snapshot; large text
+travels as a range into it instead of inline, keeping payloads under PostgreSQL's 8,000 bytes.
+
+Only one flush is ever in flight. What a flush takes is given back if it fails (text offsets
+advance only once the text is stored), so a failed flush delays events but never loses or
+misplaces them. Incoming notifications wait in a bounded inbox drained by one task; past its
+bound they are dropped and the watchers told to catch up from the database instead, as they
+are when a text range can no longer be read.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 
 from models import Message, Run
-from services import events
+from services import events, wire
 from services.database import acquire
+from services.hub import Hub, Resync
+from services.liveness import EndedRun
+from services.transcript import message_from_model
 
 log = logging.getLogger("parley.fanout")
 
 CHANNEL = "parley_events"
 FLUSH_S = 0.02
+RETRY_S = 0.5
 MAX_PAYLOAD = 7000
 MAX_INLINE_TEXT = 2000
-MAX_TOOL_JSON = 2000
+INBOX_LIMIT = 10_000
 
 
 @dataclass
 class _Pending:
     session_id: uuid.UUID
-    items: list[dict[str, Any]] = field(default_factory=list)  # "td" items carry text "d"
-    offset: int = 0  # characters of the run's text already flushed
-    index: int = 0
-    ephemeral: bool = False
+    items: list[wire.Item] = field(default_factory=list)
+    offset: int = 0  # characters of the run's text stored in runs.partial_text so far
+    index: int = 0  # model text deltas included in the items so far
+    ephemeral: bool = False  # events outside a run: nothing to keep once sent
+    ranged: bool = False  # a notification pointed into runs.partial_text: keep it after the run
 
 
-def _compact(event: events.AgentEvent) -> dict[str, Any] | None:
-    if isinstance(event, events.RunStarted):
-        return {"t": "rs"}
-    if isinstance(event, events.RunFinished):
-        return {"t": "rf"}
-    if isinstance(event, events.MessageAdded):
-        return {"t": "ma", "m": str(event.message.id)}
-    if isinstance(event, events.ThinkingDelta):
-        return {"t": "th", "d": event.delta[:MAX_INLINE_TEXT]}
-    if isinstance(event, events.ToolCallStarted):
-        return {"t": "tc", "c": event.tool_call_id, "n": event.tool_name, "v": _bounded(event.arguments)}
-    if isinstance(event, events.ToolCallFinished):
-        return {"t": "tf", "c": event.tool_call_id, "n": event.tool_name, "v": _bounded(event.result)}
-    return None
+@dataclass
+class _Taken:
+    run_id: uuid.UUID
+    pending: _Pending
+    items: list[wire.Item]
+    start: int  # the run's text offset where these items' text begins
+    extra: list[wire.Item] = field(default_factory=list)  # sent with them, never given back
+
+    @property
+    def text(self) -> str:
+        return "".join(item["text"] for item in self.items if item["kind"] == "text")
 
 
-def _bounded(value: Any) -> Any:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    if len(text) <= MAX_TOOL_JSON:
-        return value
-    return {"truncated": True, "preview": text[:MAX_TOOL_JSON]}
+@dataclass
+class Batch:
+    """Items taken for one flush; given back if the flush fails."""
+
+    taken: list[_Taken]
+
+    def has_ranges(self) -> bool:
+        return any(_ranged(item) for t in self.taken for item in t.items)
+
+
+def _ranged(item: wire.Item) -> bool:
+    return item["kind"] == "text" and len(item["text"]) > MAX_INLINE_TEXT
 
 
 class Fanout:
     """One per process: publishes local runs' events, delivers other processes' events."""
 
-    def __init__(self, owner_key: int, deliver: Callable[[uuid.UUID, events.AgentEvent], None]) -> None:
+    def __init__(self, owner_key: int, hub: Hub) -> None:
         self.owner_key = owner_key
-        self._deliver = deliver
+        self.hub = hub
         self._pending: dict[uuid.UUID, _Pending] = {}
         self._lock = asyncio.Lock()
-        self._timer: asyncio.TimerHandle | None = None
-        self._flushing: set[asyncio.Task[None]] = set()
-        self._inbox: asyncio.Queue[str] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
-        self.watched: Callable[[uuid.UUID], bool] = lambda _sid: True
+        self._wake = asyncio.Event()
+        self._inbox: deque[str] = deque()
+        self._inbox_ready = asyncio.Event()
+        self._overflowed = False
 
     # --- publishing (runs of this process) -------------------------------------------------
 
     def publish(self, session_id: uuid.UUID, run_id: uuid.UUID, event: events.AgentEvent) -> None:
         pending = self._pending.get(run_id)
         if pending is None:
-            pending = self._pending[run_id] = _Pending(session_id)
-        if run_id == session_id:
-            pending.ephemeral = True  # events outside a run: nothing to keep once sent
+            pending = self._pending[run_id] = _Pending(session_id, ephemeral=run_id == session_id)
         if isinstance(event, events.TextDelta):
             last = pending.items[-1] if pending.items else None
-            if last is not None and last["t"] == "td":
-                last["d"] += event.delta  # consecutive deltas travel as one
-                last["i"] = event.index
+            if last is not None and last["kind"] == "text":
+                last["text"] += event.delta  # consecutive deltas travel as one
+                last["index"] = event.index
             else:
-                pending.items.append({"t": "td", "d": event.delta, "i": event.index})
+                pending.items.append({"kind": "text", "index": event.index, "text": event.delta})
             pending.index = event.index
-        elif (item := _compact(event)) is not None:
+        elif (item := wire.compact(event)) is not None:
             pending.items.append(item)
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(FLUSH_S, self._tick)
+        self._wake.set()
 
-    def _tick(self) -> None:
-        self._timer = None
-        if any(p.items for p in self._pending.values()):
-            task = asyncio.get_running_loop().create_task(self._flush_all())
-            self._flushing.add(task)
-            task.add_done_callback(self._flushing.discard)
+    def forget(self, run_id: uuid.UUID) -> None:
+        """The run ended and its last events went out (or it vanished)."""
+        self._pending.pop(run_id, None)
 
-    async def _flush_all(self) -> None:
+    async def run_flusher(self) -> None:
+        """Background task: at most one flush in flight, every FLUSH_S while events wait."""
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(FLUSH_S)  # gather what the runs say meanwhile into one statement
+            self._wake.clear()
+            if not await self.flush_all():
+                await asyncio.sleep(RETRY_S)
+                self._wake.set()
+
+    async def flush_all(self) -> bool:
+        """Send everything pending; False when it could not be sent (it stays pending)."""
         # A connection first, then the lock: whoever holds the lock also holds a connection,
         # so a full pool can never leave the lock's holder waiting for one.
         try:
             async with acquire() as conn, self._lock:
-                await self._send(conn, self._take(list(self._pending)))
-        except Exception:  # watchers elsewhere miss live text; persisted data is intact
-            log.exception("could not publish run events")
+                batch = self._take(list(self._pending))
+                try:
+                    await self._send(conn, batch)
+                except BaseException:
+                    self.give_back(batch)
+                    raise
+                self.committed(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # watchers elsewhere wait; persisted data is intact
+            log.warning("could not publish run events; retrying", exc_info=True)
+            return False
+        return True
 
-    async def flush(self, run_id: uuid.UUID, conn: asyncpg.Connection) -> bool:
-        """A run's last events, sent inside the caller's transaction (the one that ends it).
-
-        True when a notification points into ``runs.partial_text`` (its text was too large to
-        travel inline), so that text must outlive the run for a while.
+    async def send_run(
+        self,
+        session_id: uuid.UUID,
+        run_id: uuid.UUID,
+        conn: asyncpg.Connection,
+        last: list[events.AgentEvent],
+    ) -> Batch:
+        """A run's pending events and ``last`` ones, sent inside the caller's transaction (the
+        one that ends the run), which must hold :meth:`exclusive`. The caller reports the
+        transaction's outcome with :meth:`committed` or :meth:`give_back`.
         """
-        async with self._lock:  # flushes in order keep each run's notifications in order
-            taken = self._take([run_id])
-            self._pending.pop(run_id, None)
-            await self._send(conn, taken)
-        return any(item["t"] == "tr" for _, _, items in taken for item in items)
+        assert self._lock.locked(), "send_run needs fanout.exclusive()"
+        extra = [item for item in map(wire.compact, last) if item is not None]
+        batch = self._take([run_id])
+        if not batch.taken:
+            pending = self._pending.setdefault(run_id, _Pending(session_id))
+            batch.taken.append(_Taken(run_id, pending, [], pending.offset))
+        batch.taken[0].extra = extra
+        await self._send(conn, batch)
+        return batch
 
-    def _take(self, run_ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, _Pending, list[dict[str, Any]]]]:
-        taken = []
+    def exclusive(self) -> asyncio.Lock:
+        """Held while a flush is sent, so each run's notifications go out in order.
+
+        Take it after a pooled connection and before any row lock of the transaction it guards:
+        the flusher holds it while it updates run rows, so the other order would deadlock.
+        """
+        return self._lock
+
+    def ranged(self, run_id: uuid.UUID) -> bool:
+        """Whether a notification of the run pointed into its ``partial_text`` (keep that text)."""
+        pending = self._pending.get(run_id)
+        return pending is not None and pending.ranged
+
+    def committed(self, batch: Batch) -> None:
+        for taken in batch.taken:
+            taken.pending.offset = taken.start + len(taken.text)
+            taken.pending.ranged = taken.pending.ranged or any(_ranged(item) for item in taken.items)
+            if taken.pending.ephemeral and not taken.pending.items:
+                self._pending.pop(taken.run_id, None)
+
+    def give_back(self, batch: Batch) -> None:
+        for taken in batch.taken:
+            taken.pending.items[:0] = taken.items
+            self._pending.setdefault(taken.run_id, taken.pending)
+        self._wake.set()
+
+    def _take(self, run_ids: list[uuid.UUID]) -> Batch:
+        taken: list[_Taken] = []
         for run_id in run_ids:
             pending = self._pending.get(run_id)
-            if pending is None or not pending.items:
-                continue
-            items, pending.items = pending.items, []
-            if pending.ephemeral:
-                del self._pending[run_id]
-            for item in items:
-                if item["t"] == "td":
-                    start = pending.offset
-                    pending.offset += len(item["d"])
-                    if len(item["d"]) > MAX_INLINE_TEXT:
-                        item["a"], item["b"], item["t"] = start, pending.offset, "tr"
-                        item["text"] = item.pop("d")
-            taken.append((run_id, pending, items))
-        return taken
+            if pending is not None and pending.items:
+                items, pending.items = pending.items, []
+                taken.append(_Taken(run_id, pending, items, pending.offset))
+        return Batch(taken)
 
-    async def _send(
-        self, conn: asyncpg.Connection, taken: list[tuple[uuid.UUID, _Pending, list[dict[str, Any]]]]
-    ) -> None:
-        if not taken:
+    async def _send(self, conn: asyncpg.Connection, batch: Batch) -> None:
+        if not batch.taken:
             return
         ids, texts, indexes = [], [], []
-        for run_id, pending, items in taken:
-            text = "".join(i.get("d") or i.get("text", "") for i in items if i["t"] in ("td", "tr"))
-            if text:
-                ids.append(run_id)
+        for taken in batch.taken:
+            text = taken.text
+            if text and not taken.pending.ephemeral:
+                ids.append(taken.run_id)
                 texts.append(text)
-                indexes.append(pending.index)
-        for _, _, items in taken:
-            for item in items:
-                item.pop("text", None)
-        payloads = self._payloads(taken)
+                indexes.append(taken.pending.index)
         # One statement: the text a joining watcher reads and the notifications commit together.
         await conn.execute(
             """WITH u AS (UPDATE runs r SET partial_text = r.partial_text || v.t, partial_index = v.i
@@ -173,86 +219,104 @@ class Fanout:
             texts,
             indexes,
             CHANNEL,
-            payloads,
+            self._payloads(batch),
         )
 
-    def _payloads(self, taken: list[tuple[uuid.UUID, _Pending, list[dict[str, Any]]]]) -> list[str]:
+    def _payloads(self, batch: Batch) -> list[str]:
         """Pack the runs' events into as few notifications as fit under MAX_PAYLOAD."""
-        out: list[str] = []
-        blocks: list[dict[str, Any]] = []
-        size = 0
-        for run_id, pending, items in taken:
-            block: dict[str, Any] | None = None
-            for item in items:
-                item_size = len(json.dumps(item, ensure_ascii=False).encode()) + 1
-                if blocks and size + item_size > MAX_PAYLOAD:
-                    out.append(json.dumps({"o": self.owner_key, "b": blocks}, ensure_ascii=False))
-                    blocks, size, block = [], 0, None
-                if block is None:
-                    block = {"s": str(pending.session_id), "r": str(run_id), "e": []}
-                    blocks.append(block)
-                    size += 100
-                block["e"].append(item)
-                size += item_size
-        if blocks:
-            out.append(json.dumps({"o": self.owner_key, "b": blocks}, ensure_ascii=False))
-        return out
+        packer = wire.Packer(self.owner_key, MAX_PAYLOAD)
+        for taken in batch.taken:
+            offset = taken.start
+            for item in taken.items:
+                if item["kind"] == "text":
+                    end = offset + len(item["text"])
+                    if end - offset > MAX_INLINE_TEXT:
+                        item = {"kind": "text_range", "index": item["index"], "start": offset, "end": end}
+                    offset = end
+                packer.add(taken.pending.session_id, taken.run_id, item)
+            for item in taken.extra:
+                packer.add(taken.pending.session_id, taken.run_id, item)
+        return packer.payloads()
+
+    async def announce_ended(self, conn: asyncpg.Connection, ended: list[EndedRun]) -> None:
+        """Tell other processes' watchers that these runs ended (in the caller's transaction)."""
+        packer = wire.Packer(self.owner_key, MAX_PAYLOAD)
+        for run in ended:
+            packer.add(run.session_id, run.run_id, {"kind": "run_finished"})
+        payloads = packer.payloads()
+        if payloads:
+            await conn.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", CHANNEL, payloads)
 
     # --- receiving (runs of other processes) -----------------------------------------------
 
     def on_notify(self, payload: str) -> None:
-        self._inbox.put_nowait(payload)
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(self._drain())
+        if len(self._inbox) >= INBOX_LIMIT:
+            # Too far behind to deliver event by event: watchers catch up from the database.
+            self._inbox.clear()
+            self._overflowed = True
+        else:
+            self._inbox.append(payload)
+        self._inbox_ready.set()
 
-    async def _drain(self) -> None:
-        # One consumer keeps events in order while it loads rows for them.
-        while not self._inbox.empty():
-            payload = self._inbox.get_nowait()
-            try:
-                await self._handle(payload)
-            except Exception:
-                log.exception("could not deliver a notification")
+    async def run_drain(self) -> None:
+        """Background task: one consumer keeps events in order while it loads rows for them."""
+        while True:
+            await self._inbox_ready.wait()
+            self._inbox_ready.clear()
+            if self._overflowed:
+                self._overflowed = False
+                log.warning("the notification inbox overflowed; watchers resync from the database")
+                self.resync_all()
+            while self._inbox:
+                try:
+                    await self._handle(self._inbox.popleft())
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("could not deliver a notification")
+
+    def resync_all(self) -> None:
+        for session_id in self.hub.sessions():
+            self.hub.deliver(session_id, Resync())
 
     async def _handle(self, payload: str) -> None:
-        data = json.loads(payload)
-        if data.get("o") == self.owner_key:
+        try:
+            notice = wire.loads(payload)
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignored a malformed event notification")
+            return
+        if notice["owner"] == self.owner_key:
             return  # our own runs: local watchers already have them
-        for block in data["b"]:
-            session_id = uuid.UUID(block["s"])
-            if not self.watched(session_id):
+        for block in notice["blocks"]:
+            session_id = uuid.UUID(block["session"])
+            if not self.hub.watched(session_id):
                 continue
-            run_id = uuid.UUID(block["r"])
-            for item in block["e"]:
+            run_id = uuid.UUID(block["run"])
+            for item in block["events"]:
                 event = await self._event(run_id, item)
-                if event is not None:
-                    self._deliver(session_id, event)
+                if event is None:  # its rows are gone or its text can no longer be read
+                    self.hub.deliver(session_id, Resync())
+                    break
+                self.hub.deliver(session_id, event)
 
-    async def _event(self, run_id: uuid.UUID, item: dict[str, Any]) -> events.AgentEvent | None:
-        kind = item["t"]
-        if kind in ("rs", "rf"):
+    async def _event(self, run_id: uuid.UUID, item: wire.Item) -> events.AgentEvent | None:
+        if item["kind"] in ("run_started", "run_finished"):
             run = await Run.get_or_none(id=run_id)
             if run is None:
                 return None
-            return events.RunStarted(run) if kind == "rs" else events.RunFinished(run)
-        if kind == "ma":
-            message = await Message.get_or_none(id=uuid.UUID(item["m"]))
-            return events.MessageAdded(message) if message is not None else None
-        if kind == "td":
-            return events.TextDelta(run_id, item["i"], item["d"])
-        if kind == "tr":
+            return events.RunStarted(run) if item["kind"] == "run_started" else events.RunFinished(run)
+        if item["kind"] == "message_added":
+            message = await Message.get_or_none(id=uuid.UUID(item["message"]))
+            return events.MessageAdded(message_from_model(message)) if message is not None else None
+        if item["kind"] == "text_range":
             async with acquire() as conn:
                 text = await conn.fetchval(
                     "SELECT substr(partial_text, $2, $3) FROM runs WHERE id = $1",
                     run_id,
-                    item["a"] + 1,
-                    item["b"] - item["a"],
+                    item["start"] + 1,
+                    item["end"] - item["start"],
                 )
-            return events.TextDelta(run_id, item["i"], text or "")
-        if kind == "th":
-            return events.ThinkingDelta(run_id, item["d"])
-        if kind == "tc":
-            return events.ToolCallStarted(run_id, item["c"], item["n"], item["v"])
-        if kind == "tf":
-            return events.ToolCallFinished(run_id, item["c"], item["n"], item["v"])
-        return None
+            if text is None or len(text) != item["end"] - item["start"]:
+                return None
+            return events.TextDelta(run_id, item["index"], text)
+        return wire.expand(run_id, item)

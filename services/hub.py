@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from services.events import (
@@ -144,9 +144,10 @@ def run_of(event: AgentEvent) -> uuid.UUID | None:
 
 
 class Hub:
+    """This process's watchers of each session (other processes' events arrive via the fan-out)."""
+
     def __init__(self) -> None:
         self._watchers: dict[uuid.UUID, set[Watcher]] = defaultdict(set)
-        self.publish: Callable[[uuid.UUID, uuid.UUID, AgentEvent], None] | None = None
 
     @contextmanager
     def watch(self, session_id: uuid.UUID, *, hold: bool = False) -> Iterator[Watcher]:
@@ -160,13 +161,6 @@ class Hub:
                 watchers.discard(watcher)
                 if not watchers:
                     del self._watchers[session_id]
-
-    def emit(self, session_id: uuid.UUID, event: AgentEvent) -> None:
-        """An event of this process: to local watchers and to other processes."""
-        self.deliver(session_id, event)
-        if self.publish is not None:
-            # Events outside runs (messages recorded with addMessages) travel under the session.
-            self.publish(session_id, run_of(event) or session_id, event)
 
     def end_session(self, session_id: uuid.UUID) -> None:
         """The session was deleted (here or on another process): its streams end."""

@@ -4,25 +4,38 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from tortoise.expressions import Q
 
 from models import MemoryEntry, MemoryScope, User
-from services import limits
 from services.database import acquire
 from services.errors import BadInput
-from services.sessions import require_session
-from services.settings import get_settings
+from services.limits import Limits, short_text
+from services.owned import require_session
+from services.settings import Settings
 
 _MAX_KEY = 200
 
 
-def _key(key: str) -> str:
+@dataclass(frozen=True)
+class MemoryBounds:
+    """How much one user may remember, all scopes together (PARLEY_MAX_MEMORY_*)."""
+
+    entries: int
+    size: int  # bytes of keys and values
+
+    @classmethod
+    def of(cls, settings: Settings) -> MemoryBounds:
+        return cls(settings.max_memory_entries, settings.max_memory_bytes)
+
+
+def check_key(key: str) -> str:
     key = key.strip()
     if not key or len(key) > _MAX_KEY:
         raise BadInput(f"a memory key has 1 to {_MAX_KEY} characters")
-    return limits.short_text(key, "key", _MAX_KEY)
+    return short_text(key, "key", _MAX_KEY)
 
 
 async def _scope_session(user: User, scope: MemoryScope, session_id: uuid.UUID | None) -> uuid.UUID | None:
@@ -44,22 +57,29 @@ async def list_memory(user: User, scope: MemoryScope, session_id: uuid.UUID | No
 
 
 async def save_memory(
-    user: User, key: str, value: Any, scope: MemoryScope, session_id: uuid.UUID | None
+    user: User,
+    key: str,
+    value: Any,
+    scope: MemoryScope,
+    session_id: uuid.UUID | None,
+    limits: Limits,
+    bounds: MemoryBounds,
 ) -> MemoryEntry:
-    key = _key(key)
+    key = check_key(key)
     limits.json_value(value, "value")
     sid = await _scope_session(user, scope, session_id)
-    return await upsert(user.id, sid, key, value)
+    return await upsert(user.id, sid, key, value, bounds)
 
 
-async def upsert(user_id: uuid.UUID, session_id: uuid.UUID | None, key: str, value: Any) -> MemoryEntry:
+async def upsert(
+    user_id: uuid.UUID, session_id: uuid.UUID | None, key: str, value: Any, bounds: MemoryBounds
+) -> MemoryEntry:
     """Insert or replace one entry atomically (a partial unique index per scope).
 
     A user's memory, all scopes together, holds at most PARLEY_MAX_MEMORY_ENTRIES entries and
     PARLEY_MAX_MEMORY_BYTES (keys and values): past either the write is refused and undone.
     The user's row lock serialises their writers, so concurrent saves cannot overshoot.
     """
-    settings = get_settings()
     scope = MemoryScope.SESSION if session_id is not None else MemoryScope.USER
     target = (
         "(session_id, key) WHERE scope = 'session'" if session_id else ("(user_id, key) WHERE scope = 'user'")
@@ -88,14 +108,14 @@ async def upsert(user_id: uuid.UUID, session_id: uuid.UUID | None, key: str, val
             user_id,
         )
         assert row is not None and totals is not None
-        if totals["entries"] > settings.max_memory_entries:
+        if totals["entries"] > bounds.entries:
             raise BadInput(
-                f"memory is full: at most {settings.max_memory_entries} entries per user "
+                f"memory is full: at most {bounds.entries} entries per user "
                 "(PARLEY_MAX_MEMORY_ENTRIES); delete some first"
             )
-        if totals["size"] > settings.max_memory_bytes:
+        if totals["size"] > bounds.size:
             raise BadInput(
-                f"memory is full: at most {settings.max_memory_bytes} bytes of keys and values per user "
+                f"memory is full: at most {bounds.size} bytes of keys and values per user "
                 "(PARLEY_MAX_MEMORY_BYTES); delete some first"
             )
     return await MemoryEntry.get(id=row["id"])
@@ -103,7 +123,7 @@ async def upsert(user_id: uuid.UUID, session_id: uuid.UUID | None, key: str, val
 
 async def delete_memory(user: User, key: str, scope: MemoryScope, session_id: uuid.UUID | None) -> bool:
     sid = await _scope_session(user, scope, session_id)
-    return await remove(user.id, sid, _key(key))
+    return await remove(user.id, sid, check_key(key))
 
 
 async def remove(user_id: uuid.UUID, session_id: uuid.UUID | None, key: str) -> bool:

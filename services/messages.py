@@ -5,17 +5,18 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from models import Message, Role, User
-from services import events, limits, pagination, runtime
+from services import events, pagination
 from services.conversation import IncomingMessage, StoredRow, drafts_from_openai, to_history_json
 from services.database import acquire
 from services.errors import BadInput
+from services.limits import Limits, short_text
+from services.owned import require_session
 from services.pagination import Page
-from services.sessions import require_session
 from services.transcript import COLUMNS as _COLUMNS
 from services.transcript import (
     AnyMessage,
@@ -25,6 +26,9 @@ from services.transcript import (
     message_from_record,
     stored_row,
 )
+
+if TYPE_CHECKING:
+    from services.runtime import Runtime
 
 _CURSOR = "m"
 _DEFAULT_PAGE = 20
@@ -39,7 +43,7 @@ class PageArgs:
     before: str | None = None
     roles: tuple[Role, ...] | None = None
 
-    def resolved(self) -> tuple[bool, int, int | None]:
+    def resolved(self, limits: Limits) -> tuple[bool, int, int | None]:
         """(forward, size, cursor sequence)."""
         if self.first is not None and self.last is not None:
             raise BadInput("give first or last, not both")
@@ -63,9 +67,11 @@ def cursor_of(message: AnyMessage) -> str:
     return pagination.encode(_CURSOR, message.sequence)
 
 
-async def pages_for(session_ids: list[uuid.UUID], args: PageArgs) -> dict[uuid.UUID, Page[MessageRow]]:
+async def pages_for(
+    session_ids: list[uuid.UUID], args: PageArgs, limits: Limits
+) -> dict[uuid.UUID, Page[MessageRow]]:
     """One page per session in a single statement (totalCount included)."""
-    forward, size, cursor = args.resolved()
+    forward, size, cursor = args.resolved(limits)
     conds = ["m.session_id = s.id"]
     params: list[Any] = [session_ids, size + 1]
     if args.roles:
@@ -115,9 +121,9 @@ async def pages_for(session_ids: list[uuid.UUID], args: PageArgs) -> dict[uuid.U
     return pages
 
 
-async def list_messages(user: User, session_id: uuid.UUID, args: PageArgs) -> Page[MessageRow]:
+async def list_messages(rt: Runtime, user: User, session_id: uuid.UUID, args: PageArgs) -> Page[MessageRow]:
     session = await require_session(user, session_id)
-    return (await pages_for([session.id], args))[session.id]
+    return (await pages_for([session.id], args, rt.limits))[session.id]
 
 
 async def messages_by_ids(ids: list[uuid.UUID]) -> dict[uuid.UUID, Message]:
@@ -125,7 +131,7 @@ async def messages_by_ids(ids: list[uuid.UUID]) -> dict[uuid.UUID, Message]:
 
 
 async def add_messages(
-    user: User, session_id: uuid.UUID, incoming: list[IncomingMessage]
+    rt: Runtime, user: User, session_id: uuid.UUID, incoming: list[IncomingMessage]
 ) -> list[MessageRow]:
     """Record turns produced elsewhere (OpenAI-style roles and tool calls)."""
     if not incoming:
@@ -133,28 +139,26 @@ async def add_messages(
     if len(incoming) > MAX_BATCH:
         raise BadInput(f"at most {MAX_BATCH} messages per call")
     for i, msg in enumerate(incoming):
-        _check_incoming(i, msg)
+        _check_incoming(rt.limits, i, msg)
     session = await require_session(user, session_id)
     async with acquire() as conn, conn.transaction():
         await lock_idle_session(conn, session.id)
         known = await _known_calls(conn, session.id, incoming)
         _check_links(incoming, known)
         added = await append(conn, session.id, drafts_from_openai(incoming, known))
-    rt = runtime.current_or_none()
-    if rt is not None:  # watchers of the session see recorded turns too
-        for message in added:
-            rt.hub.emit(session.id, events.MessageAdded(message))
+    for message in added:  # watchers of the session see recorded turns too
+        rt.emit(session.id, events.MessageAdded(message))
     return added
 
 
-def _check_incoming(i: int, msg: IncomingMessage) -> None:
+def _check_incoming(limits: Limits, i: int, msg: IncomingMessage) -> None:
     where = f"messages[{i}]"
     limits.content(msg.content, f"{where}.content", allow_empty=True)
     limits.json_value(msg.metadata, f"{where}.metadata", require_object=True)
     if msg.tool_call_id is not None:
-        limits.short_text(msg.tool_call_id, f"{where}.toolCallId")
+        short_text(msg.tool_call_id, f"{where}.toolCallId")
     if msg.tool_name is not None:
-        limits.short_text(msg.tool_name, f"{where}.toolName")
+        short_text(msg.tool_name, f"{where}.toolName")
     if msg.role is Role.TOOL:
         if not msg.tool_call_id:
             raise BadInput(f"{where}: a TOOL message needs toolCallId")
@@ -169,8 +173,8 @@ def _check_incoming(i: int, msg: IncomingMessage) -> None:
     for call in msg.tool_calls:
         if not call["id"] or not call["name"]:
             raise BadInput(f"{where}.toolCalls: id and name must not be empty")
-        limits.short_text(call["id"], f"{where}.toolCalls.id")
-        limits.short_text(call["name"], f"{where}.toolCalls.name")
+        short_text(call["id"], f"{where}.toolCalls.id")
+        short_text(call["name"], f"{where}.toolCalls.name")
         limits.json_value(call.get("arguments"), f"{where}.toolCalls.arguments")
 
 

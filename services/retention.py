@@ -7,7 +7,7 @@ Deletion works in batches of :data:`BATCH_SIZE` sessions, each in its own short 
 (rows picked with ``FOR UPDATE SKIP LOCKED``), so no table is locked for long and a session
 being written to right now is skipped rather than waited for.
 
-With ``PARLEY_RETENTION_DAYS`` set, :func:`background` sweeps every
+With ``PARLEY_RETENTION_DAYS`` set, :func:`sweep_forever` (a task of the runtime) sweeps every
 ``PARLEY_RETENTION_INTERVAL`` seconds in every process; a sweep first takes a PostgreSQL
 advisory lock (``pg_try_advisory_lock``, held on the sweep's connection for the sweep only) and
 is skipped while another process of the group holds it.
@@ -16,10 +16,8 @@ is skipped while another process of the group holds it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -28,7 +26,6 @@ from models import User
 from services import notices
 from services.database import acquire
 from services.errors import BadInput, Forbidden
-from services.settings import Settings
 
 log = logging.getLogger("parley.retention")
 
@@ -140,7 +137,13 @@ async def _unlock(conn: asyncpg.Connection) -> None:
         raise
 
 
-async def _loop(days: int, interval: float, state: Sweeper) -> None:
+async def sweep_forever(days: int, interval: float, state: Sweeper) -> None:
+    """Background task: a sweep every ``interval`` seconds (the first at once).
+
+    Every process may run this; a sweep takes a PostgreSQL advisory lock first and is skipped
+    when another process of the group is sweeping.
+    """
+    check_days(days)
     while True:
         try:
             await sweep_once(days, state)
@@ -150,30 +153,3 @@ async def _loop(days: int, interval: float, state: Sweeper) -> None:
             state.failures += 1
             log.exception("retention sweep failed; retrying in %.0f s", interval)
         await asyncio.sleep(interval)
-
-
-@contextlib.asynccontextmanager
-async def background(settings: Settings) -> AsyncIterator[Sweeper]:
-    """While open, delete sessions inactive for ``settings.retention_days`` every
-    ``settings.retention_interval_s`` seconds (first sweep at once). Does nothing when
-    ``retention_days`` is unset. Needs the database open (Tortoise initialised).
-
-    Every process may run this; a sweep takes a PostgreSQL advisory lock first and is skipped
-    when another process of the group is sweeping.
-    """
-    state = Sweeper()
-    if settings.retention_days is None:
-        yield state
-        return
-    days = check_days(settings.retention_days)
-    task = asyncio.create_task(_loop(days, settings.retention_interval_s, state), name="parley-retention")
-    try:
-        yield state
-    finally:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # we are being cancelled ourselves: do not swallow it

@@ -1,9 +1,21 @@
-"""The per-process runtime: liveness lock, cancel signals, running replies, crash recovery.
+"""The runtime: everything a Parley process runs besides requests, owned in one place.
 
-Each process holds a session-level advisory lock (its ``owner_key``) on one dedicated
-connection for its whole life. A RUNNING run whose owner key is not held belongs to a dead
-process: it is marked FAILED/INTERRUPTED at start and whenever its session is next used.
-The same connection LISTENs for cancel requests from other processes.
+One :class:`Runtime` per app, created in the app's lifespan and passed explicitly (through the
+GraphQL context) to the services. It owns every background task in one ``asyncio.TaskGroup``:
+the run tasks, the fan-out flusher and inbox drain, the listener's reconnection, the reaper of
+dead processes' runs, the retention sweeper and the event-loop lag probe.
+
+It stops in a fixed order:
+
+1. refuse new turns;
+2. cancel the running replies and wait (a few seconds) while they record their ends
+   (FAILED/INTERRUPTED, the partial text kept as the reply);
+3. send what is left to other processes, then stop the background tasks;
+4. close the listener (this releases the process's liveness lock);
+5. close the database pools.
+
+Steps 1-2 may start early (:meth:`begin_stop`, called when the server gets SIGTERM) so that
+requests waiting for a reply get their answer before the server stops serving.
 """
 
 from __future__ import annotations
@@ -16,106 +28,142 @@ import uuid
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
-import asyncpg
-
-from services import fanout, llm, notices, retention
+from models import Run
+from services import events, liveness, notices, retention
 from services.connections import Connections, sweep_dead
-from services.database import acquire, asyncpg_dsn
-from services.hub import Hub, Resync
+from services.conversation import HistoryCache
+from services.database import Database, acquire, asyncpg_dsn
+from services.errors import ServiceUnavailable
+from services.fanout import CHANNEL, Fanout
+from services.hub import Hub, run_of
+from services.limits import Limits
+from services.listener import Listener
+from services.llm import ModelRegistry
+from services.runs import RunRegistry
+from services.runs.agent import Agents
 from services.settings import Settings
-from services.transcript import ALIVE_SQL
 
 log = logging.getLogger("parley.runtime")
 
-CANCEL_CHANNEL = notices.CANCEL_CHANNEL
 LAG_PROBE_S = 0.02
+STOP_RUNS_S = 7.0  # a clean stop must end within 10 s; replies get most of it to record their ends
 
 
 class Runtime:
-    def __init__(self, database_url: str, settings: Settings) -> None:
-        self.dsn = asyncpg_dsn(database_url)
+    def __init__(self, settings: Settings, database_url: str) -> None:
         self.settings = settings
+        self.limits = Limits.of(settings)
         self.owner_key = secrets.randbits(62)
+        self.db = Database(database_url, settings.pool_size)
         self.hub = Hub()
-        self.fanout = fanout.Fanout(self.owner_key, self.hub.deliver)
-        self.fanout.watched = self.hub.watched
-        self.hub.publish = self.fanout.publish
-        self.handles: dict[uuid.UUID, Any] = {}  # run id → runs.RunHandle
+        self.fanout = Fanout(self.owner_key, self.hub)
+        self.runs = RunRegistry()
         self.connections = Connections(self.owner_key, settings.max_connections_per_user)
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._conn: asyncpg.Connection | None = None
-        self._closing = False
+        self.models = ModelRegistry()
+        self.agents = Agents()
+        self.history = HistoryCache()
+        self.sweeper = retention.Sweeper()
+        self.listener = Listener(
+            asyncpg_dsn(database_url),
+            self.owner_key,
+            {
+                notices.CANCEL_CHANNEL: self._on_cancel,
+                CHANNEL: self.fanout.on_notify,
+                notices.CONTROL_CHANNEL: self._on_control,
+            },
+            on_lost=self._on_lost,
+            on_back=self.fanout.resync_all,
+        )
         self.loop_lag = 0.0
-        self._lag_monitor: asyncio.Task[None] | None = None
-        self._reconnecting: asyncio.Task[None] | None = None
+        self.stopping = False
+        self._group: asyncio.TaskGroup | None = None
+        self._spawned: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:
-        self._lag_monitor = asyncio.get_running_loop().create_task(self._watch_lag())
-        await self._connect()
-        count = await recover_interrupted()
-        if count:
-            log.warning("marked %d runs of stopped processes as INTERRUPTED", count)
-        await sweep_dead()
+    # --- what services use -----------------------------------------------------------------
 
-    async def _connect(self) -> None:
-        conn = await asyncpg.connect(self.dsn)
-        await conn.execute("SELECT pg_advisory_lock($1)", self.owner_key)
-        await conn.add_listener(CANCEL_CHANNEL, self._on_cancel)
-        await conn.add_listener(fanout.CHANNEL, self._on_event)
-        await conn.add_listener(notices.CONTROL_CHANNEL, self._on_control)
-        conn.add_termination_listener(self._on_lost)
-        self._conn = conn
+    def emit(self, session_id: uuid.UUID, event: events.AgentEvent) -> None:
+        """An event of this process: to local watchers now, to other processes' soon."""
+        self.hub.deliver(session_id, event)
+        # Events outside runs (messages recorded with addMessages) travel under the session.
+        self.fanout.publish(session_id, run_of(event) or session_id, event)
 
-    def _on_lost(self, _conn: object) -> None:
-        if not self._closing and self._reconnecting is None:
-            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
-
-    async def _reconnect(self) -> None:
-        delay = 0.1
-        try:
-            while not self._closing:
-                try:
-                    await self._connect()
-                    log.info("runtime connection re-established")
-                    # Notifications sent while we were away are lost: watchers catch up from the DB.
-                    for session_id in self.hub.sessions():
-                        self.hub.deliver(session_id, Resync())
-                    return
-                except (OSError, asyncpg.PostgresError) as exc:
-                    log.warning("runtime connection lost, retrying in %.1fs: %s", delay, exc)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-        finally:
-            self._reconnecting = None
-
-    def _on_cancel(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        try:
-            run_id = uuid.UUID(payload)
-        except ValueError:
-            return
-        handle = self.handles.get(run_id)
-        if handle is not None:
-            handle.cancel("user")
-
-    def _on_event(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        self.fanout.on_notify(payload)
-
-    def _on_control(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        try:
-            notice = notices.parse_control(payload)
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignored a malformed control notice")
-            return
-        for session_id in notice.sessions_deleted:
-            self.hub.end_session(session_id)
-        if notice.user_gone is not None:
-            self.spawn(self.connections.close_user(notice.user_gone, notice.reason))
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run ``coro`` as a task of the runtime (it outlives the request that started it)."""
+        if self._group is None or self.stopping:
+            coro.close()
+            raise ServiceUnavailable("this server is shutting down; retry")
+        task = self._group.create_task(_logged(coro, name), name=name)
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
         return task
+
+    def check_accepting(self) -> None:
+        """New turns need a live process: not stopping, and holding its liveness lock."""
+        if self.stopping:
+            raise ServiceUnavailable("this server is shutting down; retry")
+        if not self.listener.connected:
+            raise ServiceUnavailable("this server lost its database connection; retry")
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Runtime]:
+        self.models.load_plugins(self.settings.plugins)
+        await self.db.open()
+        try:
+            await self.listener.connect()
+            try:
+                async with asyncio.TaskGroup() as group:
+                    self._group = group
+                    await self._reap()
+                    await sweep_dead()
+                    background = [
+                        self._background(self.listener.keep_connected(), "parley-listener"),
+                        self._background(self.fanout.run_flusher(), "parley-flusher"),
+                        self._background(self.fanout.run_drain(), "parley-inbox"),
+                        self._background(self._watch_lag(), "parley-lag"),
+                        self._background(self._reaper(), "parley-reaper"),
+                    ]
+                    if self.settings.retention_days is not None:
+                        loop = retention.sweep_forever(
+                            self.settings.retention_days, self.settings.retention_interval_s, self.sweeper
+                        )
+                        background.append(self._background(loop, "parley-retention"))
+                    try:
+                        yield self
+                    finally:
+                        await self._stop(background)
+            finally:
+                await self.listener.close()
+        finally:
+            await self.db.close()
+
+    def _background(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        assert self._group is not None
+        return self._group.create_task(_logged(coro, name), name=name)
+
+    def begin_stop(self) -> list[asyncio.Event]:
+        """Steps 1-2 of stopping, at once: refuse new turns and cancel the running replies."""
+        self.stopping = True
+        return [handle.done for handle in self.runs.cancel_all("shutdown")]
+
+    async def _stop(self, background: list[asyncio.Task[None]]) -> None:
+        ended = self.begin_stop()
+        if ended:
+            _, late = await asyncio.wait(
+                [asyncio.ensure_future(e.wait()) for e in ended], timeout=STOP_RUNS_S
+            )
+            for waiter in late:
+                waiter.cancel()
+            if late:
+                log.warning("%d replies did not record their end in time", len(late))
+        await self.fanout.flush_all()
+        # What is left (stuck replies, sockets being closed) is cancelled with the background
+        # tasks: the group waits for every task it owns before the listener and the pools close.
+        for task in [*background, *self._spawned]:
+            task.cancel()
+
+    # --- background work --------------------------------------------------------------------
 
     async def _watch_lag(self) -> None:
         """How late the event loop runs (smoothed): a busy process paces its streams slower."""
@@ -126,53 +174,60 @@ class Runtime:
             late = max(loop.time() - start - LAG_PROBE_S, 0.0)
             self.loop_lag = 0.8 * self.loop_lag + 0.2 * late
 
-    async def close(self) -> None:
-        self._closing = True
-        if self._lag_monitor is not None:
-            self._lag_monitor.cancel()
-        for handle in list(self.handles.values()):
-            handle.cancel("shutdown")
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
-        if self._reconnecting is not None:
-            self._reconnecting.cancel()
-        if self._conn is not None and not self._conn.is_closed():
-            await self._conn.close()
+    async def _reaper(self) -> None:
+        while True:
+            await asyncio.sleep(liveness.REAP_EVERY_S)
+            try:
+                await self._reap()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database is away: the next round tries again
+                log.debug("reaping dead processes' runs failed", exc_info=True)
+
+    async def _reap(self) -> None:
+        """End the runs of dead processes and tell every process's watchers."""
+        async with acquire() as conn:
+            if not await conn.fetchval(liveness.ANY_ORPHAN_SQL):
+                return
+            async with conn.transaction():
+                ended = await liveness.reap(conn)
+                await self.fanout.announce_ended(conn, ended)
+        if ended:
+            log.warning("ended %d runs of stopped processes as INTERRUPTED", len(ended))
+        for run in await Run.filter(id__in=[e.run_id for e in ended]):
+            self.hub.deliver(run.session_id, events.RunFinished(run))
+
+    # --- notifications ----------------------------------------------------------------------
+
+    def _on_cancel(self, payload: str) -> None:
+        try:
+            run_id = uuid.UUID(payload)
+        except ValueError:
+            return
+        handle = self.runs.get(run_id)
+        if handle is not None:
+            handle.cancel("user")
+
+    def _on_control(self, payload: str) -> None:
+        notice = notices.parse_control(payload)
+        for session_id in notice.sessions_deleted:
+            self.hub.end_session(session_id)
+        if notice.user_gone is not None and not self.stopping:
+            self.spawn(self.connections.close_user(notice.user_gone, notice.reason), "parley-close-sockets")
+
+    def _on_lost(self) -> None:
+        # Without the liveness lock other processes may end these runs and start new ones in
+        # their sessions: stop them now rather than write on.
+        handles = self.runs.cancel_all("lost")
+        if handles:
+            log.warning("stopping %d running replies: the liveness lock is gone", len(handles))
 
 
-async def recover_interrupted() -> int:
-    async with acquire() as conn:
-        result = await conn.execute(
-            f"""UPDATE runs SET status = 'failed', finished_at = now(), error_code = 'INTERRUPTED',
-                   error_message = 'the server process running this reply stopped before it finished'
-               WHERE status = 'running' AND NOT {ALIVE_SQL.format(key="runs.owner_key")}"""
-        )
-    return int(result.split()[-1])
-
-
-_current: Runtime | None = None
-
-
-def current() -> Runtime:
-    if _current is None:
-        raise RuntimeError("the Parley runtime is not running (start the app's lifespan)")
-    return _current
-
-
-def current_or_none() -> Runtime | None:
-    return _current
-
-
-@contextlib.asynccontextmanager
-async def running(database_url: str, settings: Settings) -> AsyncIterator[Runtime]:
-    global _current
-    llm.load_plugins(settings.plugins)
-    runtime = Runtime(database_url, settings)
-    await runtime.start()
-    _current = runtime
+async def _logged(coro: Coroutine[Any, Any, None], name: str) -> None:
+    """A task of the group never fails the group: what it raises is logged here."""
     try:
-        async with retention.background(settings):
-            yield runtime
-    finally:
-        _current = None
-        await runtime.close()
+        await coro
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("background task %s failed", name)

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from models import Session, User
-from services import limits
-from services.database import acquire
-from services.sessions import require_session
+from services.database import acquire, model_from
+from services.limits import Limits, short_text
+from services.owned import require_session
 from services.transcript import COLUMNS, MessageRow, message_from_record
 
 HEADLINE_OPTIONS = "StartSel=<b>, StopSel=</b>"
@@ -79,10 +79,12 @@ class Hit:
     rank: float
 
 
-async def search_messages(user: User, query: str, first: int, session_id: uuid.UUID | None) -> list[Hit]:
+async def search_messages(
+    user: User, query: str, first: int, session_id: uuid.UUID | None, limits: Limits
+) -> list[Hit]:
     """The caller's messages matching ``query``, best first (see the module docstring)."""
     size = limits.page_size(first)
-    limits.short_text(query, "query", limit=1000)
+    short_text(query, "query", limit=1000)
     if session_id is not None:
         await require_session(user, session_id)
     if not query.strip() or size == 0:
@@ -110,4 +112,4 @@ async def search_messages(user: User, query: str, first: int, session_id: uuid.U
 
 
 def _session_from(record: Any) -> Session:
-    return Session._init_from_db(**{c: record[f"s_{c}"] for c in _SESSION_COLUMNS})
+    return model_from(Session, {c: record[f"s_{c}"] for c in _SESSION_COLUMNS})

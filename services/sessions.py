@@ -5,19 +5,24 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from models import Agent, Session, User
-from services import limits, pagination
+from models import Agent, Run, RunStatus, Session, User
+from services import notices, pagination, runs
 from services.agents import agent_for_session
-from services.errors import BadInput, Conflict, NotFound
+from services.database import acquire
+from services.errors import BadInput, Conflict, NotFound, RunInProgress
+from services.limits import Limits, short_text
+from services.owned import require_session
 from services.pagination import Page
 
-TITLE_CHARS = 60
+if TYPE_CHECKING:
+    from services.runtime import Runtime
+
 _CURSOR = "s"
 
 
@@ -45,19 +50,6 @@ class SessionChanges:
     is_active: bool | None = None
 
 
-def title_from(text: str) -> str | None:
-    """First line, cut at a word boundary to at most TITLE_CHARS characters."""
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    if len(line) <= TITLE_CHARS:
-        return line or None
-    cut = line[:TITLE_CHARS]
-    if not (cut[-1].isspace() or line[TITLE_CHARS].isspace()):  # inside a word: drop that word
-        words = cut.rsplit(None, 1)
-        if len(words) == 2:  # (a single word longer than the limit is cut hard)
-            cut = words[0]
-    return cut.rstrip(" ,;:.-") or line[:TITLE_CHARS]
-
-
 async def find_session(
     user: User, session_id: uuid.UUID | None = None, external_id: str | None = None
 ) -> Session | None:
@@ -69,15 +61,8 @@ async def find_session(
     return await Session.get_or_none(external_id=external_id, user_id=user.id)
 
 
-async def require_session(user: User, session_id: uuid.UUID) -> Session:
-    session = await Session.get_or_none(id=session_id, user_id=user.id)
-    if session is None:
-        raise NotFound.of("session", session_id)
-    return session
-
-
 async def list_sessions(
-    user: User, first: int | None, after: str | None, flt: SessionFilter | None
+    user: User, first: int | None, after: str | None, flt: SessionFilter | None, limits: Limits
 ) -> Page[Session]:
     size = limits.page_size(first)
     query = Session.filter(user_id=user.id)
@@ -110,16 +95,16 @@ async def list_sessions(
     )
 
 
-async def create_session(user: User, new: NewSession) -> Session:
+async def create_session(user: User, new: NewSession, limits: Limits) -> Session:
     agent = await agent_for_session(new.agent_name)
-    fields = _new_fields(new)
+    fields = _new_fields(new, limits)
     try:
         return await Session.create(user_id=user.id, agent_id=agent.id, **fields)
     except IntegrityError as exc:
         raise Conflict(f"a session with externalId {new.external_id!r} already exists") from exc
 
 
-def _new_fields(new: NewSession) -> dict[str, Any]:
+def _new_fields(new: NewSession, limits: Limits) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "state": limits.json_value(new.state or {}, "state", require_object=True),
         "metadata": limits.json_value(new.metadata or {}, "metadata", require_object=True),
@@ -127,14 +112,14 @@ def _new_fields(new: NewSession) -> dict[str, Any]:
     if new.external_id is not None:
         fields["external_id"] = _external_id(new.external_id)
     if new.title is not None:
-        fields["title"] = limits.short_text(new.title, "title")
+        fields["title"] = short_text(new.title, "title")
     return fields
 
 
 def _external_id(value: str) -> str:
     if not value.strip():
         raise BadInput("externalId must not be empty")
-    return limits.short_text(value, "externalId")
+    return short_text(value, "externalId")
 
 
 async def get_or_create_session(user: User, external_id: str, agent_name: str | None) -> Session:
@@ -151,10 +136,12 @@ async def get_or_create_session(user: User, external_id: str, agent_name: str | 
         return await Session.get(user_id=user.id, external_id=external_id)
 
 
-async def update_session(user: User, session_id: uuid.UUID, changes: SessionChanges) -> Session:
+async def update_session(
+    user: User, session_id: uuid.UUID, changes: SessionChanges, limits: Limits
+) -> Session:
     session = await require_session(user, session_id)
     if changes.title is not None:
-        session.title = limits.short_text(changes.title, "title")
+        session.title = short_text(changes.title, "title")
     if changes.metadata is not None:
         session.metadata = limits.json_value(changes.metadata, "metadata", require_object=True)
     if changes.is_active is not None:
@@ -171,6 +158,7 @@ async def update_state(
     set_: Any,
     unset: list[str] | None,
     expected_version: int | None,
+    limits: Limits,
 ) -> Session:
     """Top-level merge of ``set_``, removal of ``unset``; one version bump per call."""
     if set_ is not None and not isinstance(set_, dict):
@@ -192,3 +180,30 @@ async def update_state(
         session.state_version += 1
         await session.save(update_fields=["state", "state_version", "updated_at"])
     return session
+
+
+async def delete_session(rt: Runtime, user: User, session_id: uuid.UUID) -> bool:
+    """Delete a session with its messages, runs and memory, cancelling a running reply first.
+
+    The row lock makes the check and the delete one step: a turn that starts meanwhile is
+    cancelled in the next round instead of losing its rows under its feet.
+    """
+    session = await require_session(user, session_id)
+    for _ in range(5):
+        active = await Run.get_or_none(session_id=session.id, status=RunStatus.RUNNING)
+        if active is not None:
+            await runs.cancel_run(rt, user, active.id)
+        async with acquire() as conn, conn.transaction():
+            busy = await conn.fetchval(
+                """SELECT EXISTS (SELECT 1 FROM runs WHERE session_id = s.id AND status = 'running')
+                   FROM sessions s WHERE s.id = $1 FOR UPDATE OF s""",
+                session.id,
+            )
+            if busy is None:
+                return False  # deleted meanwhile
+            if busy:
+                continue
+            await conn.execute("DELETE FROM sessions WHERE id = $1", session.id)
+            await notices.sessions_deleted(conn, [session.id])  # its streams end on every process
+            return True
+    raise RunInProgress("the session keeps starting new replies; retry")

@@ -41,7 +41,7 @@ from datetime import datetime
 from typing import Any
 
 from models import Agent, User
-from services.database import acquire
+from services.database import acquire, model_from
 from services.errors import BadInput
 
 MAX_DAYS = 3650
@@ -263,4 +263,4 @@ async def popular_agents(user: User, days: int, limit: int) -> list[AgentUsage]:
 
 
 def _agent_from(record: Any) -> Agent:
-    return Agent._init_from_db(**{c: record[c] for c in _AGENT_COLUMNS})
+    return model_from(Agent, {c: record[c] for c in _AGENT_COLUMNS})

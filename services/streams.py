@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models import Message, Run, RunStatus, User
-from services import events, runs, runtime
-from services.errors import SubscriberTooSlow
+from services import events, runs
+from services.errors import NotFound, SubscriberTooSlow
 from services.hub import Resync, SessionGone, Watcher, run_of
-from services.sessions import require_session
+from services.owned import require_session
+from services.transcript import message_from_model
+
+if TYPE_CHECKING:
+    from services.runtime import Runtime
 
 REPLAY_PAGE = 500
 TEXT_PACE_S = 0.015
@@ -61,7 +65,7 @@ class _Cursor:
         return True
 
 
-async def _replay(cursor: _Cursor, after: int) -> AsyncIterator[events.MessageAdded]:
+async def _replay(cursor: _Cursor, after: int) -> AsyncGenerator[events.MessageAdded]:
     while True:
         rows = (
             await Message.filter(session_id=cursor.session_id, sequence__gt=after)
@@ -69,7 +73,7 @@ async def _replay(cursor: _Cursor, after: int) -> AsyncIterator[events.MessageAd
             .limit(REPLAY_PAGE)
         )
         for message in rows:
-            event = events.MessageAdded(message)
+            event = events.MessageAdded(message_from_model(message))
             if cursor.admit(event):
                 yield event
         if len(rows) < REPLAY_PAGE:
@@ -77,18 +81,14 @@ async def _replay(cursor: _Cursor, after: int) -> AsyncIterator[events.MessageAd
         after = rows[-1].sequence
 
 
-def _local_snapshots(session_id: uuid.UUID) -> dict[uuid.UUID, tuple[Run, int, str]]:
+def _local_snapshots(rt: Runtime, session_id: uuid.UUID) -> dict[uuid.UUID, tuple[Run, int, str]]:
     """Snapshots of this process's running replies, read with no await after registering."""
-    return {
-        h.run.id: (h.run, h.index, h.text)
-        for h in runtime.current().handles.values()
-        if h.run.session_id == session_id
-    }
+    return {h.run.id: (h.run, h.index, h.text) for h in rt.runs.in_session(session_id)}
 
 
 async def _join_running(
     cursor: _Cursor, local: dict[uuid.UUID, tuple[Run, int, str]], only_run: uuid.UUID | None = None
-) -> AsyncIterator[events.AgentEvent]:
+) -> AsyncGenerator[events.AgentEvent]:
     """RunStarted + TextSnapshot for the session's running reply."""
     query = Run.filter(session_id=cursor.session_id, status=RunStatus.RUNNING)
     if only_run is not None:
@@ -106,7 +106,7 @@ async def _join_running(
             yield events.TextSnapshot(run.id, index, text)
 
 
-async def _resync(cursor: _Cursor, only_run: uuid.UUID | None = None) -> AsyncIterator[events.AgentEvent]:
+async def _resync(cursor: _Cursor, only_run: uuid.UUID | None = None) -> AsyncGenerator[events.AgentEvent]:
     """After missed notifications: persisted messages, ended runs and running text from the DB."""
     async for added in _replay(cursor, cursor.last_sequence):
         if only_run is None or added.message.run_id == only_run:
@@ -124,10 +124,9 @@ async def _resync(cursor: _Cursor, only_run: uuid.UUID | None = None) -> AsyncIt
 
 
 async def _live(
-    watcher: Watcher, cursor: _Cursor, only_run: uuid.UUID | None = None
-) -> AsyncIterator[events.AgentEvent]:
+    rt: Runtime, watcher: Watcher, cursor: _Cursor, only_run: uuid.UUID | None = None
+) -> AsyncGenerator[events.AgentEvent]:
     loop = asyncio.get_running_loop()
-    rt = runtime.current()
     last_text = 0.0
     while True:
         item = await watcher.get()
@@ -165,12 +164,11 @@ async def _live(
 
 
 async def session_events(
-    user: User, session_id: uuid.UUID, after_sequence: int | None
-) -> AsyncIterator[events.AgentEvent]:
+    rt: Runtime, user: User, session_id: uuid.UUID, after_sequence: int | None
+) -> AsyncGenerator[events.AgentEvent]:
     session = await require_session(user, session_id)
-    rt = runtime.current()
     with rt.hub.watch(session.id, hold=True) as watcher:
-        local = _local_snapshots(session.id)
+        local = _local_snapshots(rt, session.id)
         cursor = _Cursor(session.id)
         if after_sequence is not None:
             async for added in _replay(cursor, after_sequence):
@@ -180,7 +178,7 @@ async def session_events(
         async for event in _join_running(cursor, local):
             yield event
         watcher.release()
-        async for event in _live(watcher, cursor):
+        async for event in _live(rt, watcher, cursor):
             yield event
 
 
@@ -190,14 +188,13 @@ async def _last_sequence(session_id: uuid.UUID) -> int:
 
 
 async def chat(
-    user: User, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
-) -> AsyncIterator[events.AgentEvent]:
+    rt: Runtime, user: User, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
+) -> AsyncGenerator[events.AgentEvent]:
     """Send a message and stream its run until RunFinished (the run outlives the client)."""
     session = await require_session(user, session_id)
-    rt = runtime.current()
     with rt.hub.watch(session.id, hold=True) as watcher:
-        local = _local_snapshots(session.id)
-        started = await runs.start_turn(user, session.id, content, metadata, idempotency_key)
+        local = _local_snapshots(rt, session.id)
+        started = await runs.start_turn(rt, user, session.id, content, metadata, idempotency_key)
         run_id = started.run.id
         cursor = _Cursor(session.id)
         if started.created:
@@ -208,15 +205,17 @@ async def chat(
                 if isinstance(event, events.RunFinished):
                     return
             watcher.release()
-        async for event in _live(watcher, cursor, run_id):
+        async for event in _live(rt, watcher, cursor, run_id):
             yield event
 
 
 async def _rejoin(
     cursor: _Cursor, run: Run, local: dict[uuid.UUID, tuple[Run, int, str]]
-) -> AsyncIterator[events.AgentEvent]:
+) -> AsyncGenerator[events.AgentEvent]:
     """An idempotent retry of ``chat``: the first call's run, as a watcher would see it."""
-    fresh = await Run.get(id=run.id)
+    fresh = await Run.get_or_none(id=run.id)
+    if fresh is None:
+        raise NotFound.of("run", run.id)
     started = events.RunStarted(fresh)
     cursor.admit(started)
     yield started

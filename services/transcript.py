@@ -16,20 +16,15 @@ import asyncpg
 
 from models import Message, Role
 from services.conversation import RowDraft, StoredRow
-from services.errors import NotFound, RunInProgress
-from services.sessions import title_from
+from services.errors import NotFound, RunGone, RunInProgress
+from services.liveness import mark_interrupted, owner_alive
+from services.titles import title_from
 
 COLUMNS = (
     "id, session_id, sequence, role, content, tool_calls, tool_call_id, tool_name, run_id, model, "
     "requests, input_tokens, output_tokens, cost, processing_time_ms, metadata, model_message, "
     "part_group, created_at"
 )
-
-# A process is alive while it holds its advisory lock (see services/runtime.py).
-ALIVE_SQL = """EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
-    AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-    AND ((l.classid::bigint << 32) | l.objid::bigint) = {key})"""
-
 
 _FIELDS = COLUMNS.split(", ")
 
@@ -66,6 +61,11 @@ class MessageRow:
 AnyMessage = Message | MessageRow
 
 
+def message_from_model(message: Message) -> MessageRow:
+    """The plain form of a message the ORM loaded."""
+    return MessageRow(*(getattr(message, name) for name in _FIELDS))
+
+
 def message_from_record(rec: asyncpg.Record | dict[str, Any]) -> MessageRow:
     values = [rec[k] for k in _FIELDS]
     row = MessageRow(*values)
@@ -81,7 +81,8 @@ async def lock_idle_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> 
     """Inside a transaction: lock the session row; fail if a live reply is running.
 
     A RUNNING run whose owning process died (its advisory lock is gone) is marked
-    INTERRUPTED here, so a crashed process never blocks a session for good.
+    INTERRUPTED here, so a crashed process never blocks a session, even before a reaper
+    noticed.
     """
     row = await conn.fetchrow(
         """SELECT s.id, r.id AS run_id, r.owner_key FROM sessions s
@@ -98,19 +99,6 @@ async def lock_idle_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> 
     await mark_interrupted(conn, [row["run_id"]])
 
 
-async def owner_alive(conn: asyncpg.Connection, owner_key: int) -> bool:
-    return bool(await conn.fetchval("SELECT " + ALIVE_SQL.format(key="$1"), owner_key))
-
-
-async def mark_interrupted(conn: asyncpg.Connection, run_ids: list[uuid.UUID]) -> None:
-    await conn.execute(
-        """UPDATE runs SET status = 'failed', finished_at = now(), error_code = 'INTERRUPTED',
-               error_message = 'the server process running this reply stopped before it finished'
-           WHERE id = ANY($1) AND status = 'running'""",
-        run_ids,
-    )
-
-
 async def append(
     conn: asyncpg.Connection,
     session_id: uuid.UUID,
@@ -118,11 +106,14 @@ async def append(
     *,
     run_id: uuid.UUID | None = None,
     processing_time_ms: int | None = None,
+    guard_run: uuid.UUID | None = None,
 ) -> list[MessageRow]:
     """Append rows with the next sequences. Call inside a transaction.
 
     The session row update both hands out the sequences and serialises writers of one
-    session, so sequences are gap-free and strictly increasing under any concurrency.
+    session, so sequences are gap-free and strictly increasing under any concurrency. With
+    ``guard_run``, nothing is appended unless that run is still RUNNING (:class:`RunGone`):
+    a run ended elsewhere (interrupted, force-cancelled, deleted) must not write on.
     """
     if not drafts:
         return []
@@ -131,12 +122,17 @@ async def append(
         """UPDATE sessions SET last_sequence = last_sequence + $2, message_count = message_count + $2,
                last_activity_at = now(), updated_at = now(),
                title = COALESCE(title, $3)
-           WHERE id = $1 RETURNING last_sequence""",
+           WHERE id = $1
+             AND ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM runs WHERE id = $4 AND status = 'running'))
+           RETURNING last_sequence""",
         session_id,
         len(drafts),
         title_from(first_user) if first_user else None,
+        guard_run,
     )
     if last is None:
+        if guard_run is not None:
+            raise RunGone(f"run {guard_run} is no longer running")
         raise NotFound.of("session", session_id)
     start = last - len(drafts) + 1
     ids, seqs, groups = [], [], []

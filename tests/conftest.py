@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -46,6 +47,7 @@ class Api:
     client: httpx.AsyncClient
     token: str | None
     name: str = ""
+    runtime: Any = None  # the in-process app's runtime (to register scripted models, say)
 
     async def post(
         self, query: str, variables: dict[str, Any] | None = None, **headers: str
@@ -78,6 +80,25 @@ class Api:
         return (await self.error(query, variables))["extensions"]["code"]
 
 
+@pytest.fixture
+async def variant(settings: Any) -> AsyncIterator[Any]:
+    """Clients of apps built from changed settings (each with its lifespan and runtime) on the
+    already open test database: ``client = await variant(introspection=False)``."""
+    from web.app import create_app
+
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(**changes: Any) -> httpx.AsyncClient:
+            app = create_app(settings.model_copy(update=changes))
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            transport = httpx.ASGITransport(app=app)
+            return await stack.enter_async_context(
+                httpx.AsyncClient(transport=transport, base_url="http://parley.test")
+            )
+
+        yield make
+
+
 @pytest.fixture(scope="session")
 async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
@@ -85,14 +106,20 @@ async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+@pytest.fixture(scope="session")
+def runtime(app: Any) -> Any:
+    """The in-process app's runtime."""
+    return app.state.runtime
+
+
 @pytest.fixture
-async def make_api(client: httpx.AsyncClient) -> Any:
+async def make_api(client: httpx.AsyncClient, runtime: Any) -> Any:
     from services import users
 
     async def make(admin: bool = False) -> Api:
         name = f"user-{uuid.uuid4().hex[:8]}"
         _, token = await users.create_user(name, is_admin=admin)
-        return Api(client, token, name)
+        return Api(client, token, name, runtime)
 
     return make
 

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from pydantic_ai.models.function import AgentInfo, DeltaThinkingPart, DeltaToolCall, FunctionModel
 
-from services import llm
+from services.llm import ModelRegistry
 from tests.scripted import last_user_text, tool_returns
-
-
-def _model(name: str, fn: Any) -> None:
-    llm.register_model(name, lambda: FunctionModel(stream_function=fn, model_name=name))
 
 
 async def fast200(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
@@ -62,8 +59,15 @@ async def flood(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
         await asyncio.sleep(0)  # let the event loop deliver between chunks
 
 
-_model("script:fast200", fast200)
-_model("script:flood", flood)
-_model("script:big", big)
-_model("script:slow", slow)
-_model("script:tools", tools)
+MODELS = {
+    "script:fast200": fast200,
+    "script:flood": flood,
+    "script:big": big,
+    "script:slow": slow,
+    "script:tools": tools,
+}
+
+
+def register_models(models: ModelRegistry) -> None:
+    for name, fn in MODELS.items():
+        models.register(name, partial(FunctionModel, stream_function=fn, model_name=name))

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart, UserPromptPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 
-from services import llm
+from services.llm import ModelRegistry
 
 StreamFn = Callable[[list[ModelMessage], AgentInfo], AsyncIterator[Any]]
 
@@ -22,7 +22,7 @@ class Recorder:
         self.instructions: list[str | None] = []
 
 
-def register(stream_fn: StreamFn, recorder: Recorder | None = None) -> str:
+def register(models: ModelRegistry, stream_fn: StreamFn, recorder: Recorder | None = None) -> str:
     name = f"script:{uuid.uuid4().hex[:10]}"
 
     async def recording(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
@@ -32,7 +32,7 @@ def register(stream_fn: StreamFn, recorder: Recorder | None = None) -> str:
         async for item in stream_fn(messages, info):
             yield item
 
-    llm.register_model(name, lambda: FunctionModel(stream_function=recording, model_name=name))
+    models.register(name, lambda: FunctionModel(stream_function=recording, model_name=name))
     return name
 
 

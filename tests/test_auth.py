@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -115,14 +114,10 @@ async def test_tokens_are_stored_only_as_hashes(make_api, sql):
 
 
 @pytest.fixture
-async def jwt_client(app: Any, settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def jwt_client(app: Any, variant: Any) -> httpx.AsyncClient:
     """A second app instance that accepts HS256 JWTs, on the same (already open) database."""
-    from web.app import create_app
-
-    jwt_app = create_app(settings.model_copy(update={"jwt_secret": SECRET}))
-    transport = httpx.ASGITransport(app=jwt_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://parley.test") as c:
-        yield c
+    client: httpx.AsyncClient = await variant(jwt_secret=SECRET)
+    return client
 
 
 def _token(claims: dict[str, Any], key: str = SECRET, algorithm: str = "HS256") -> str:
@@ -183,13 +178,11 @@ async def test_a_jwt_without_exp_is_refused(jwt_client: httpx.AsyncClient) -> No
 
 
 @pytest.fixture
-async def strict_jwt_client(app: Any, settings: Any) -> AsyncIterator[httpx.AsyncClient]:
-    from web.app import create_app
-
-    changes = {"jwt_secret": SECRET, "jwt_audience": "parley-api", "jwt_issuer": "https://idp.example"}
-    transport = httpx.ASGITransport(app=create_app(settings.model_copy(update=changes)))
-    async with httpx.AsyncClient(transport=transport, base_url="http://parley.test") as c:
-        yield c
+async def strict_jwt_client(app: Any, variant: Any) -> httpx.AsyncClient:
+    client: httpx.AsyncClient = await variant(
+        jwt_secret=SECRET, jwt_audience="parley-api", jwt_issuer="https://idp.example"
+    )
+    return client
 
 
 async def test_audience_and_issuer_are_required_when_set(strict_jwt_client: httpx.AsyncClient) -> None:

@@ -27,24 +27,6 @@ class _Assets(HTMLParser):
             self.urls.append(found["href"] or "")
 
 
-@pytest.fixture
-async def variant(settings: Any) -> Any:
-    """An app built from changed settings, on the already open test database."""
-    from web.app import create_app
-
-    clients: list[httpx.AsyncClient] = []
-
-    def make(**changes: Any) -> httpx.AsyncClient:
-        app = create_app(settings.model_copy(update=changes))
-        c = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://parley.test")
-        clients.append(c)
-        return c
-
-    yield make
-    for c in clients:
-        await c.aclose()
-
-
 async def test_health(client):
     resp = await client.get("/healthz")
     assert resp.status_code == 200
@@ -69,7 +51,7 @@ async def test_graphiql_is_self_hosted(client):
 
 
 async def test_graphiql_can_be_turned_off(variant):
-    c = variant(graphiql=False)
+    c = await variant(graphiql=False)
     resp = await c.get("/graphql", headers=HTML)
     assert resp.status_code == 404
     assert "GraphiQL" not in resp.text and "<script" not in resp.text
@@ -80,7 +62,7 @@ async def test_graphiql_can_be_turned_off(variant):
 
 
 async def test_introspection_can_be_turned_off(variant, api):
-    c = variant(introspection=False)
+    c = await variant(introspection=False)
     off = Api(c, api.token, api.name)
     for query in ["{ __schema { types { name } } }", '{ __type(name: "Session") { name } }']:
         resp = await off.post(query)
@@ -104,7 +86,7 @@ async def test_introspection_can_be_turned_off(variant, api):
 
 @pytest.fixture
 async def cors_client(variant: Any) -> AsyncIterator[httpx.AsyncClient]:
-    yield variant(allowed_origins="https://app.example")
+    yield await variant(allowed_origins="https://app.example")
 
 
 async def test_cors_allows_only_listed_origins(cors_client, api):

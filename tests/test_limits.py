@@ -176,20 +176,15 @@ async def test_query_depth_bomb(api, client):
     assert [e["extensions"]["code"] for e in resp.json()["errors"]] == ["BAD_USER_INPUT"]
 
 
-async def test_depth_limit_applies_to_valid_queries(api, settings):
-    from web.app import create_app
-
-    shallow = create_app(settings.model_copy(update={"max_query_depth": 3}))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=shallow), base_url="http://t") as c:
-        limited = type(api)(c, api.token, api.name)
-        assert await limited.gql("{ sessions { totalCount edges { cursor } } }")
-        query = "{ sessions { edges { node { agent { name } } } } }"
-        assert await codes(limited, query) == ["BAD_USER_INPUT"]
-        # Fragments do not hide depth.
-        fragmented = (
-            "{ sessions { ...C } } fragment C on SessionConnection { edges { node { agent { name } } } }"
-        )
-        assert await codes(limited, fragmented) == ["BAD_USER_INPUT"]
+async def test_depth_limit_applies_to_valid_queries(api, variant):
+    c = await variant(max_query_depth=3)
+    limited = type(api)(c, api.token, api.name)
+    assert await limited.gql("{ sessions { totalCount edges { cursor } } }")
+    query = "{ sessions { edges { node { agent { name } } } } }"
+    assert await codes(limited, query) == ["BAD_USER_INPUT"]
+    # Fragments do not hide depth.
+    fragmented = "{ sessions { ...C } } fragment C on SessionConnection { edges { node { agent { name } } } }"
+    assert await codes(limited, fragmented) == ["BAD_USER_INPUT"]
     assert await api.gql(query)
 
 

@@ -174,7 +174,7 @@ async def test_the_memory_tool_reports_a_full_memory_to_the_model(api: Any, admi
         else:
             yield str(tool_returns(messages)[0].content)
 
-    model = register(stream, recorder)
+    model = register(admin.runtime.models, stream, recorder)
     name = f"mem-{uuid.uuid4().hex[:8]}"
     await admin.gql(
         "mutation($i: AgentInput!) { createAgent(input: $i) { name } }", {"i": {"name": name, "model": model}}
@@ -200,7 +200,7 @@ async def test_memory_reaches_the_model_but_never_its_stored_history(
     async def echo(messages: Any, info: Any) -> Any:
         yield "ok"
 
-    model = register(echo, recorder)
+    model = register(admin.runtime.models, echo, recorder)
     name = f"mem-{uuid.uuid4().hex[:8]}"
     await admin.gql(
         "mutation($i: AgentInput!) { createAgent(input: $i) { name } }", {"i": {"name": name, "model": model}}

@@ -7,10 +7,12 @@ cleans up with a threshold just below it, so counts are exact whatever ran befor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +211,7 @@ async def test_background_task_deletes_periodically(api, database_url):
     first = await new_session(api)
     await age(first, 4000)
     settings = Settings(database_url=database_url, retention_days=3900, retention_interval_s=0.05)
-    async with retention.background(settings) as sweeper:
+    async with background(settings) as sweeper:
         await wait_for(lambda: _gone([first]))
         await wait_for(lambda: _true(sweeper.deleted >= 1))  # counted once the sweep returns
         # Later sweeps pick up sessions that become inactive afterwards.
@@ -232,7 +234,7 @@ async def test_background_task_runs_once_per_group(api, database_url):
         assert await holder.fetchval(
             "SELECT pg_try_advisory_lock($1, $2)", retention.LOCK_CLASS, retention.LOCK_RETENTION
         )
-        async with retention.background(settings) as sweeper:
+        async with background(settings) as sweeper:
             await wait_for(lambda: _true(sweeper.skipped >= 2))
             assert sweeper.sweeps == 0
             assert await existing([sid]) == {sid}
@@ -259,7 +261,7 @@ async def test_the_lock_is_held_only_during_a_sweep(api, database_url):
     sid = await new_session(api)
     await age(sid, 4300)
     settings = Settings(database_url=database_url, retention_days=4250, retention_interval_s=3600)
-    async with retention.background(settings) as sweeper:
+    async with background(settings) as sweeper:
         await wait_for(lambda: _true(sweeper.sweeps == 1))
         assert sweeper.deleted == 1 and await existing([sid]) == set()
         # Between sweeps no connection (pooled ones included) keeps the lock.
@@ -273,7 +275,7 @@ async def test_two_background_tasks_share_the_work(api, database_url):
     for sid in ids:
         await age(sid, 4200)
     settings = Settings(database_url=database_url, retention_days=4150, retention_interval_s=0.05)
-    async with retention.background(settings) as one, retention.background(settings) as two:
+    async with background(settings) as one, background(settings) as two:
         await wait_for(lambda: _gone(ids))
         # Whoever swept, each session was deleted exactly once.
         await wait_for(lambda: _true(one.deleted + two.deleted == 4))
@@ -283,9 +285,19 @@ async def test_two_background_tasks_share_the_work(api, database_url):
 
 
 async def test_background_task_off_without_retention_days(database_url):
-    async with retention.background(Settings(database_url=database_url, retention_days=None)) as sweeper:
+    async with background(Settings(database_url=database_url, retention_days=None)) as sweeper:
         assert not [t for t in asyncio.all_tasks() if t.get_name() == "parley-retention"]
     assert sweeper.sweeps == sweeper.skipped == 0
+
+
+@contextlib.asynccontextmanager
+async def background(settings: Settings) -> AsyncIterator[retention.Sweeper]:
+    """A runtime of its own (another process, as far as retention is concerned) and its sweeper."""
+    from services.runtime import Runtime
+
+    assert settings.database_url is not None
+    async with Runtime(settings, settings.database_url).running() as rt:
+        yield rt.sweeper
 
 
 async def _gone(ids: list[str]) -> bool:

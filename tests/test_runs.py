@@ -33,7 +33,7 @@ HISTORY = "query($s: UUID!) { session(id: $s) { history messageCount activeRun {
 
 
 async def make_agent(admin: Any, stream_fn: Any, recorder: Recorder | None = None, **options: Any) -> str:
-    model = register(stream_fn, recorder)
+    model = register(admin.runtime.models, stream_fn, recorder)
     name = f"a-{uuid.uuid4().hex[:8]}"
     fields = {"name": name, "model": model, **options}
     await admin.gql("mutation($i: AgentInput!) { createAgent(input: $i) { name } }", {"i": fields})

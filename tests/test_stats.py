@@ -500,7 +500,7 @@ async def test_stats_after_real_turns(make_api, admin):
     agent = f"tools-{uuid.uuid4().hex[:6]}"
     await admin.gql(
         "mutation($i: AgentInput!) { createAgent(input: $i) { name } }",
-        {"i": {"name": agent, "model": register(stream)}},
+        {"i": {"name": agent, "model": register(admin.runtime.models, stream)}},
     )
     tools = await new_session(api, agent)
     t1 = await send(api, tools, "remember my mood")

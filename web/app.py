@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from types import FrameType
 from typing import Any
 
 from starlette.applications import Starlette
@@ -28,8 +32,9 @@ from strawberry.types.unset import UNSET
 from resolvers.context import Context
 from schema.build import build_schema
 from schema.errors import with_code
-from services import agents, database, runtime, users
+from services import agents, database, users
 from services.errors import ParleyError
+from services.runtime import Runtime
 from services.settings import Settings, get_settings
 from web.graphiql import STATIC_DIR, graphiql_html
 from web.request_limits import RequestLimits
@@ -45,6 +50,7 @@ class ParleyGraphQL(GraphQL[Context, None]):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.runtime: Runtime | None = None  # set by the app's lifespan
         super().__init__(
             build_schema(settings),
             graphql_ide="graphiql" if settings.graphiql else None,
@@ -82,7 +88,9 @@ class ParleyGraphQL(GraphQL[Context, None]):
         return await super().process_result(request, result)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:  # type: ignore[override]
-        return Context(self.settings, request.headers.get("authorization"), request)
+        if self.runtime is None:
+            raise RuntimeError("the app's lifespan has not started its runtime")
+        return Context(self.runtime, request.headers.get("authorization"), request)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(self._page)
@@ -112,6 +120,29 @@ class ParleyGraphQL(GraphQL[Context, None]):
         return await super().run(request, context, root_value)
 
 
+def _hear_stop_signals(rt: Runtime) -> None:
+    """Under uvicorn, let the runtime hear SIGTERM/SIGINT first.
+
+    uvicorn waits for open requests before it runs the app's shutdown, and a request waiting
+    for a reply would wait for the reply: the runtime ends the replies at once instead
+    (recorded FAILED/INTERRUPTED), so those requests get their answer and the stop stays short.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        owner = getattr(previous, "__self__", None)
+        if not callable(previous) or type(owner).__module__ != "uvicorn.server":
+            continue  # not uvicorn's handler (tests, other servers): leave it alone
+
+        def on_signal(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            loop.call_soon_threadsafe(rt.begin_stop)
+            previous(signum, frame)
+
+        signal.signal(sig, on_signal)
+
+
 def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
@@ -133,6 +164,8 @@ async def readyz(request: Request) -> Response:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
 
+    gql = ParleyGraphQL(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
@@ -140,8 +173,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if url is None:
                 url = stack.enter_context(database.embedded_postgres(settings.data_dir))
                 await database.migrate(url)
-            await database.open_database(url, settings.pool_size)
-            stack.push_async_callback(database.close_database)
+            rt = await stack.enter_async_context(Runtime(settings, url).running())
             await agents.ensure_default_agent(settings)
             token = await users.ensure_first_admin()
             if token is not None:
@@ -150,10 +182,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     file=sys.stderr,
                     flush=True,
                 )
-            await stack.enter_async_context(runtime.running(url, settings))
+            gql.runtime = app.state.runtime = rt
+            stack.callback(setattr, gql, "runtime", None)
+            _hear_stop_signals(rt)
             yield
 
-    gql = ParleyGraphQL(settings)
     routes: list[Any] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),

@@ -1,0 +1,33 @@
+"""Agent runs: one reply of the session's agent to a user message.
+
+``turns`` starts runs (one per session, idempotent), waits for them and cancels them;
+``executor`` drives pydantic-ai and persists what it produces; ``relay`` turns pydantic-ai's
+stream events into Parley's; ``failures`` names what went wrong; ``agent`` builds the
+pydantic-ai agents with the memory tools; ``handles`` keeps this process's running replies.
+"""
+
+from services.runs.handles import RunHandle, RunRegistry, TurnResult
+from services.runs.turns import (
+    Started,
+    active_runs_for,
+    cancel_run,
+    find_run,
+    run_messages,
+    send_message,
+    start_turn,
+    wait_finished,
+)
+
+__all__ = [
+    "RunHandle",
+    "RunRegistry",
+    "Started",
+    "TurnResult",
+    "active_runs_for",
+    "cancel_run",
+    "find_run",
+    "run_messages",
+    "send_message",
+    "start_turn",
+    "wait_finished",
+]

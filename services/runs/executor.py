@@ -1,0 +1,348 @@
+"""A run of the agent: history in, events out, every message persisted as soon as it completes.
+
+The agent loop is pydantic-ai's ``agent.iter``: after each model request the request and its
+response are stored (the user's own request replaces the draft row stored when the turn
+began); the run's messages are always those pydantic-ai reports as new, never a slice by
+position (pydantic-ai merges consecutive requests of the history). Every write checks that the
+run is still RUNNING, so a run ended elsewhere (its process lost its liveness lock, a forced
+cancel, a deleted session) never writes on. The run's end (last messages, status, usage, its
+last events for other processes) is one transaction, retried until it lands or the process
+stops: a RUNNING row would block its session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import asyncpg
+from pydantic_ai import Agent as PydanticAgent
+from pydantic_ai.exceptions import RunCancelled, RunTimedOut
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    RetryPromptPart,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    repair_messages,
+)
+from pydantic_ai.models import Model
+from pydantic_ai.usage import RunUsage
+
+from models import Agent, Role, Run, RunStatus
+from services import events
+from services.conversation import drafts_from, dump, window
+from services.database import acquire, model_from
+from services.errors import RunGone
+from services.memory import MemoryBounds
+from services.runs import failures
+from services.runs.agent import MemoryModel, RunDeps
+from services.runs.handles import RunHandle, TurnResult
+from services.runs.relay import Relay
+from services.transcript import MessageRow, append, stored_rows
+
+if TYPE_CHECKING:
+    from pydantic_ai.run import AgentRun
+
+    from services.runtime import Runtime
+
+log = logging.getLogger("parley.runs")
+
+FINISH_RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass
+class _Stored:
+    """What the run has persisted so far of pydantic-ai's new messages."""
+
+    user_message: MessageRow
+    count: int = 0  # new messages persisted (the user's request counts once it replaced the draft)
+    messages: list[MessageRow] = field(default_factory=list)
+    reply: MessageRow | None = None
+
+
+class Execution:
+    def __init__(
+        self,
+        rt: Runtime,
+        handle: RunHandle,
+        agent: Agent,
+        user_id: uuid.UUID,
+        prompt: str,
+        user_message: MessageRow,
+    ) -> None:
+        self.rt = rt
+        self.handle = handle
+        self.agent = agent
+        self.user_id = user_id
+        self.prompt = prompt
+        self.stored = _Stored(user_message)
+        self.session_id = handle.session_id
+        self.run_id = handle.run.id
+        self.started = time.monotonic()
+
+    async def run(self) -> None:
+        status, error = RunStatus.COMPLETED, None
+        usage: RunUsage | None = None
+        final: list[ModelMessage] = []
+        agent_run: AgentRun[RunDeps, str] | None = None
+        try:
+            history = await self._history()
+            async with self._agent().iter(
+                self.prompt,
+                model=self._model(),
+                deps=RunDeps(
+                    self.user_id, self.session_id, self.rt.limits, MemoryBounds.of(self.rt.settings)
+                ),
+                message_history=history,
+                conversation_id=str(self.session_id),
+                instructions=self.agent.instructions or None,
+                cancellation_token=self.handle.token,
+                timeout=self.rt.settings.run_timeout_s,
+            ) as agent_run:
+                relay = Relay(self.rt, self.handle)
+                async for node in agent_run:
+                    if PydanticAgent.is_model_request_node(node):
+                        async with node.stream(agent_run.ctx) as stream:
+                            async for event in stream:
+                                relay(event)
+                        await self._persist(agent_run.new_messages())
+                    elif PydanticAgent.is_call_tools_node(node):
+                        async with node.stream(agent_run.ctx) as stream:
+                            async for event in stream:
+                                relay(event)
+                usage, final = agent_run.usage, agent_run.new_messages()
+        except RunGone:
+            log.info("run %s was ended elsewhere; it stops writing", self.run_id)
+            await self._gone()
+            return
+        except RunCancelled as exc:
+            usage = exc.usage
+            status, error = self._cancelled(exc)
+            messages = exc.new_messages()
+            final = (
+                messages
+                if status is RunStatus.CANCELLED and _ends_with_text(messages)
+                else _complete(messages)
+            )
+        except Exception as exc:
+            status, error = RunStatus.FAILED, failures.classify(exc)
+            if error.code == "INTERNAL_SERVER_ERROR":
+                log.exception("run %s failed", self.run_id)
+            else:
+                log.warning("run %s failed: %s (%s)", self.run_id, error.code, failures.describe(exc))
+            if agent_run is not None:  # requests already made were billed; completed messages are history
+                usage, final = agent_run.usage, _complete(agent_run.new_messages())
+        await self._finish(status, error, usage, final)
+
+    def _agent(self) -> PydanticAgent[RunDeps, str]:
+        return self.rt.agents.get(self.agent.memory_enabled)
+
+    def _model(self) -> Model | str:
+        model = self.rt.models.resolve(self.agent.model)
+        if self.agent.memory_enabled:
+            return MemoryModel(model, self.user_id, self.session_id)
+        return model
+
+    def _cancelled(self, exc: RunCancelled) -> tuple[RunStatus, failures.RunError | None]:
+        if isinstance(exc, RunTimedOut):
+            return RunStatus.FAILED, failures.timed_out(self.rt.settings.run_timeout_s)
+        if self.handle.cancel_reason == "shutdown":
+            return RunStatus.FAILED, failures.SHUTDOWN
+        if self.handle.cancel_reason == "lost":
+            return RunStatus.FAILED, failures.LOST
+        return RunStatus.CANCELLED, None
+
+    async def _history(self) -> list[ModelMessage]:
+        limit = self.agent.history_limit
+        async with acquire() as conn:
+            rows = await stored_rows(conn, self.session_id, limit + 1)
+        before = self.stored.user_message.sequence
+        rows = [r for r in rows if r.sequence < before]
+        history = self.rt.history.to_history(window(rows, limit))
+        # Turns recorded with addMessages may leave a tool call unanswered, which pydantic-ai refuses:
+        # close such calls out (only then, so a well-formed history is sent exactly as stored).
+        return repair_messages(history) if _dangling_calls(history) else history
+
+    async def _persist(self, new: list[ModelMessage]) -> None:
+        """Mid-run: store the new messages not stored yet (a model request has just completed)."""
+        pending = new[self.stored.count :]
+        if not pending:
+            return
+        async with acquire() as conn, conn.transaction():
+            added, reply = await self._store(conn, pending, guard=True)
+        self._stored_more(len(pending), added, reply)
+        for message in added:
+            self.rt.emit(self.session_id, events.MessageAdded(message))
+
+    async def _store(
+        self, conn: asyncpg.Connection, pending: list[ModelMessage], *, guard: bool
+    ) -> tuple[list[MessageRow], MessageRow | None]:
+        rest = pending
+        if self.stored.count == 0:
+            # The user's request as pydantic-ai built it (instructions, run id): same turn, same row.
+            first, rest = pending[0], pending[1:]
+            await conn.execute(
+                "UPDATE messages SET model_message = $2 WHERE id = $1",
+                self.stored.user_message.id,
+                json.dumps(dump(first), separators=(",", ":"), ensure_ascii=False),
+            )
+        drafts = [d for m in rest for d in drafts_from(m)]
+        elapsed = int((time.monotonic() - self.started) * 1000)
+        added = await append(
+            conn,
+            self.session_id,
+            drafts,
+            run_id=self.run_id,
+            processing_time_ms=elapsed,
+            guard_run=self.run_id if guard else None,
+        )
+        # The reply is text; a message that only calls tools is not.
+        reply = next((m for m in reversed(added) if m.role is Role.ASSISTANT and m.content), None)
+        return added, reply
+
+    def _stored_more(self, count: int, added: list[MessageRow], reply: MessageRow | None) -> None:
+        self.stored.count += count
+        self.stored.messages.extend(added)
+        if reply is not None:
+            self.stored.reply = reply
+
+    async def _finish(
+        self,
+        status: RunStatus,
+        error: failures.RunError | None,
+        usage: RunUsage | None,
+        final: list[ModelMessage],
+    ) -> None:
+        """Record the run's end, retried until it lands (or the process stops)."""
+        attempt = 0
+        while True:
+            try:
+                await self._end(status, error, usage, final)
+                return
+            except RunGone:
+                await self._gone()
+                return
+            except Exception:
+                delay = FINISH_RETRY_S[min(attempt, len(FINISH_RETRY_S) - 1)]
+                attempt += 1
+                if self.rt.stopping and attempt > 1:
+                    log.exception(
+                        "could not record the end of run %s; its owner's exit releases it", self.run_id
+                    )
+                    return
+                log.warning(
+                    "could not record the end of run %s; retrying in %.1fs", self.run_id, delay, exc_info=True
+                )
+                await asyncio.sleep(delay)
+
+    async def _end(
+        self,
+        status: RunStatus,
+        error: failures.RunError | None,
+        usage: RunUsage | None,
+        final: list[ModelMessage],
+    ) -> None:
+        rt = self.rt
+        pending = final[self.stored.count :]
+        batch = None
+        try:
+            async with acquire() as conn, rt.fanout.exclusive(), conn.transaction():
+                # The run row's lock first: no reaper or forced cancel may end it meanwhile.
+                current = await conn.fetchval("SELECT status FROM runs WHERE id = $1 FOR UPDATE", self.run_id)
+                if current != RunStatus.RUNNING.value:
+                    raise RunGone(f"run {self.run_id} was ended elsewhere")
+                added, reply = await self._store(conn, pending, guard=False) if pending else ([], None)
+                reply = reply or self.stored.reply
+                extra: list[events.AgentEvent] = [events.MessageAdded(m) for m in added]
+                extra.append(events.RunFinished(self.handle.run))
+                batch = await rt.fanout.send_run(self.session_id, self.run_id, conn, extra)
+                record = await conn.fetchrow(
+                    """UPDATE runs SET status = $2, finished_at = now(), requests = $3, input_tokens = $4,
+                           output_tokens = $5, cost = $6, error_code = $7, error_message = $8, reply_id = $9,
+                           partial_text = CASE WHEN $10 THEN partial_text ELSE '' END
+                       WHERE id = $1 RETURNING *""",
+                    self.run_id,
+                    status.value,
+                    usage.requests if usage else None,
+                    usage.input_tokens if usage else None,
+                    usage.output_tokens if usage else None,
+                    _cost(usage),
+                    error.code if error else None,
+                    error.message if error else None,
+                    reply.id if reply is not None and status is not RunStatus.FAILED else None,
+                    rt.fanout.ranged(self.run_id) or batch.has_ranges(),
+                )
+        except BaseException:
+            if batch is not None:
+                rt.fanout.give_back(batch)
+            raise
+        rt.fanout.committed(batch)
+        rt.fanout.forget(self.run_id)
+        self._stored_more(len(pending), added, reply)
+        run = model_from(Run, record)
+        for message in added:
+            rt.hub.deliver(self.session_id, events.MessageAdded(message))
+        rt.hub.deliver(self.session_id, events.RunFinished(run))
+        self.handle.result = TurnResult(
+            run=run,
+            user_message=self.stored.user_message,
+            reply=self.stored.reply if status is not RunStatus.FAILED else None,
+            messages=[self.stored.user_message, *self.stored.messages],
+        )
+
+    async def _gone(self) -> None:
+        """The run was ended elsewhere (or deleted): answer with what the database says."""
+        self.rt.fanout.forget(self.run_id)
+        run = await Run.get_or_none(id=self.run_id)
+        if run is not None:
+            self.handle.result = TurnResult(
+                run=run,
+                user_message=self.stored.user_message,
+                reply=None,
+                messages=[self.stored.user_message, *self.stored.messages],
+            )
+
+
+def _ends_with_text(messages: list[ModelMessage]) -> bool:
+    last = messages[-1] if messages else None
+    return isinstance(last, ModelResponse) and any(isinstance(p, TextPart) and p.content for p in last.parts)
+
+
+def _complete(messages: list[ModelMessage]) -> list[ModelMessage]:
+    """Drop an interrupted response at the end: the failure lives on the run, not as a message."""
+    if messages and isinstance(messages[-1], ModelResponse) and messages[-1].state == "interrupted":
+        return messages[:-1]
+    return messages
+
+
+def _dangling_calls(history: list[ModelMessage]) -> bool:
+    calls = {
+        p.tool_call_id
+        for m in history
+        if isinstance(m, ModelResponse)
+        for p in m.parts
+        if isinstance(p, ToolCallPart)
+    }
+    answered = {
+        p.tool_call_id
+        for m in history
+        if isinstance(m, ModelRequest)
+        for p in m.parts
+        if isinstance(p, ToolReturnPart | RetryPromptPart)
+    }
+    return bool(calls - answered)
+
+
+def _cost(usage: RunUsage | None) -> float | None:
+    """USD from genai-prices (pydantic-ai prices known models); None when unknown."""
+    cost = getattr(usage, "cost", None)
+    return float(cost) if isinstance(cost, int | float | Decimal) else None

@@ -1,0 +1,283 @@
+"""Turns: starting a run (one per session, idempotent), waiting for it, cancelling it.
+
+A turn is started by a task the runtime owns, not by the request that asked for it: the user
+message and the RUNNING run are committed there and the agent runs on right after, so a client
+that goes away at any moment (even between the commit and the start of the agent) never leaves
+a run without a process to finish it. The request only waits for the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from pydantic_ai.messages import ModelRequest, UserPromptPart
+
+from models import Agent, Message, Role, Run, RunStatus, Session, User
+from services import events, liveness
+from services.conversation import RowDraft, dump
+from services.database import acquire, model_from
+from services.errors import BadInput, NotFound, RunInProgress, ServiceUnavailable
+from services.notices import cancel_run as notify_cancel
+from services.runs.executor import Execution
+from services.runs.handles import RunHandle, TurnResult
+from services.transcript import MessageRow, append, lock_idle_session, message_from_model
+
+if TYPE_CHECKING:
+    from services.runtime import Runtime
+
+log = logging.getLogger("parley.runs")
+
+CANCEL_RESEND_S = 1.0  # a cancel notification is sent again this often (one may be lost) ...
+FORCE_CANCEL_AFTER_S = 5.0  # ... and past this, the run is ended here (its owner is stuck)
+WAIT_MARGIN_S = 30.0  # a run ends within PARLEY_RUN_TIMEOUT; waiting gives up this much later
+
+
+@dataclass
+class Started:
+    run: Run
+    user_message: MessageRow | None  # None for an idempotent retry (read with the run's messages)
+    created: bool
+    handle: RunHandle | None = None
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+async def find_run(user: User, run_id: uuid.UUID) -> Run | None:
+    return await Run.get_or_none(id=run_id, session__user_id=user.id)
+
+
+async def active_runs_for(session_ids: list[uuid.UUID]) -> dict[uuid.UUID, Run]:
+    rows = await Run.filter(session_id__in=session_ids, status=RunStatus.RUNNING)
+    return {r.session_id: r for r in rows}
+
+
+async def run_messages(run: Run) -> list[MessageRow]:
+    """The user message and everything the run persisted, in sequence order."""
+    user_message = await Message.get_or_none(id=run.user_message_id) if run.user_message_id else None
+    if user_message is None:
+        rows = await Message.filter(session_id=run.session_id, run_id=run.id).order_by("sequence")
+        return [message_from_model(m) for m in rows]
+    # A run's rows follow its user message: the (session, sequence) index finds them.
+    later = await Message.filter(
+        session_id=run.session_id, sequence__gt=user_message.sequence, run_id=run.id
+    ).order_by("sequence")
+    return [message_from_model(m) for m in (user_message, *later)]
+
+
+# --- starting -------------------------------------------------------------------------------
+
+
+async def start_turn(
+    rt: Runtime, user: User, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
+) -> Started:
+    """Persist the user message and a RUNNING run, and run the agent in the runtime's hands."""
+    rt.limits.content(content)
+    meta = rt.limits.json_value(metadata if metadata is not None else {}, "metadata", require_object=True)
+    if idempotency_key is not None:
+        if not 1 <= len(idempotency_key) <= 200:
+            raise BadInput("idempotencyKey has 1 to 200 characters")
+        rt.limits.json_value(idempotency_key, "idempotencyKey")
+    session = await Session.filter(id=session_id, user_id=user.id).select_related("agent").first()
+    if session is None:
+        raise NotFound.of("session", session_id)
+    rt.check_accepting()
+    started: asyncio.Future[Started] = asyncio.get_running_loop().create_future()
+    rt.spawn(_turn(rt, user.id, session, content, meta, idempotency_key, started), name="parley-turn")
+    # The turn goes on whatever happens to this request: wait for its start without owning it.
+    return await asyncio.shield(started)
+
+
+async def _turn(
+    rt: Runtime,
+    user_id: uuid.UUID,
+    session: Session,
+    content: str,
+    metadata: dict[str, Any],
+    idempotency_key: str | None,
+    started: asyncio.Future[Started],
+) -> None:
+    try:
+        begun = await _begin(rt, session, content, metadata, idempotency_key)
+    except BaseException as exc:
+        if not started.done():
+            started.set_exception(exc)
+            started.exception()  # retrieved here: its requester may be gone
+        if not isinstance(exc, Exception):
+            raise
+        return
+    started.set_result(begun)
+    if begun.handle is None or begun.user_message is None:
+        return  # an idempotent retry: the first call's run goes on where it runs
+    handle = begun.handle
+    try:
+        agent: Agent = session.agent
+        await Execution(rt, handle, agent, user_id, content, begun.user_message).run()
+    finally:
+        handle.done.set()
+        rt.runs.handles.pop(handle.run.id, None)
+
+
+async def _begin(
+    rt: Runtime, session: Session, content: str, metadata: dict[str, Any], idempotency_key: str | None
+) -> Started:
+    run_id = uuid.uuid4()
+    agent: Agent = session.agent
+    try:
+        async with acquire() as conn, conn.transaction():
+            if idempotency_key is not None:
+                existing = await _by_idempotency_key(rt, conn, session.id, idempotency_key)
+                if existing is not None:
+                    return existing
+            await lock_idle_session(conn, session.id)
+            if idempotency_key is not None:  # a concurrent twin may have committed meanwhile
+                existing = await _by_idempotency_key(rt, conn, session.id, idempotency_key)
+                if existing is not None:
+                    return existing
+            # Text of earlier runs stays only while a notification may point into it: until now.
+            await conn.execute(
+                "UPDATE runs SET partial_text = '' WHERE session_id = $1 AND status <> 'running' AND partial_text <> ''",
+                session.id,
+            )
+            try:
+                await conn.execute(
+                    """INSERT INTO runs (id, session_id, status, model, idempotency_key, owner_key, started_at,
+                                         partial_text, partial_index)
+                       VALUES ($1, $2, 'running', $3, $4, $5, now(), '', 0)""",
+                    run_id,
+                    session.id,
+                    agent.model,
+                    idempotency_key,
+                    rt.owner_key,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise RunInProgress() from exc
+            draft = RowDraft(
+                role=Role.USER,
+                content=content,
+                model_message=dump(ModelRequest(parts=[UserPromptPart(content=content)])),
+                metadata=metadata,
+            )
+            (user_message,) = await append(conn, session.id, [draft], run_id=run_id)
+            record = await conn.fetchrow(
+                "UPDATE runs SET user_message_id = $2 WHERE id = $1 RETURNING *", run_id, user_message.id
+            )
+            run = model_from(Run, record)
+            # Known to this process before anyone else can see the run: a cancel cannot miss it.
+            handle = RunHandle(run=run)
+            rt.runs.handles[run.id] = handle
+    except BaseException:
+        rt.runs.handles.pop(run_id, None)
+        raise
+    rt.emit(session.id, events.RunStarted(run))
+    rt.emit(session.id, events.MessageAdded(user_message))
+    return Started(run=run, user_message=user_message, created=True, handle=handle)
+
+
+async def _by_idempotency_key(
+    rt: Runtime, conn: asyncpg.Connection, session_id: uuid.UUID, key: str
+) -> Started | None:
+    # On the transaction's own connection: a second one from the pool could deadlock a full pool.
+    record = await conn.fetchrow(
+        "SELECT * FROM runs WHERE session_id = $1 AND idempotency_key = $2", session_id, key
+    )
+    if record is None:
+        return None
+    run = model_from(Run, record)
+    return Started(run=run, user_message=None, created=False, handle=rt.runs.get(run.id))
+
+
+# --- waiting --------------------------------------------------------------------------------
+
+
+async def wait_finished(rt: Runtime, run: Run, handle: RunHandle | None) -> Run:
+    """Wait for a run to end, wherever it runs (a vanished run is NOT_FOUND)."""
+    if handle is not None:
+        await handle.done.wait()
+        if handle.result is not None:
+            return handle.result.run
+    deadline = time.monotonic() + rt.settings.run_timeout_s + WAIT_MARGIN_S
+    delay = 0.02
+    while True:
+        fresh = await Run.get_or_none(id=run.id)
+        if fresh is None:
+            raise NotFound.of("run", run.id)
+        if fresh.status != RunStatus.RUNNING:
+            return fresh
+        if fresh.owner_key == rt.owner_key and rt.runs.get(fresh.id) is None:
+            # Ours, yet nothing here runs it: it can never end by itself.
+            async with acquire() as conn:
+                await liveness.mark_interrupted(conn, [fresh.id])
+            continue
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable(f"run {run.id} did not end in time; its server may be stuck")
+        await asyncio.sleep(delay)  # another process owns it: its row says when it ends
+        delay = min(delay * 2, 0.5)
+
+
+async def send_message(
+    rt: Runtime, user: User, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
+) -> TurnResult:
+    started = await start_turn(rt, user, session_id, content, metadata, idempotency_key)
+    run = await wait_finished(rt, started.run, started.handle)
+    if started.handle is not None and started.handle.result is not None:
+        return started.handle.result  # ended in this process: everything is in hand
+    msgs = await run_messages(run)
+    user_message = started.user_message or next((m for m in msgs if m.id == run.user_message_id), None)
+    if user_message is None:
+        raise NotFound.of("run", run.id)
+    reply = next((m for m in msgs if m.id == run.reply_id), None)
+    return TurnResult(run=run, user_message=user_message, reply=reply, messages=msgs)
+
+
+# --- cancelling -----------------------------------------------------------------------------
+
+
+async def cancel_run(rt: Runtime, user: User, run_id: uuid.UUID) -> Run:
+    """Stop a running reply wherever it runs; return the run once it has ended."""
+    run = await find_run(user, run_id)
+    if run is None:
+        raise NotFound.of("run", run_id)
+    if run.status != RunStatus.RUNNING:
+        return run
+    handle = rt.runs.get(run.id)
+    if handle is not None:
+        handle.cancel("user")
+        return await wait_finished(rt, run, handle)
+    # Another process owns it: signal it (again, should a notification be lost) until it ends.
+    deadline = time.monotonic() + FORCE_CANCEL_AFTER_S
+    while time.monotonic() < deadline:
+        async with acquire() as conn:
+            await notify_cancel(conn, run.id)
+        try:
+            return await asyncio.wait_for(wait_finished(rt, run, None), CANCEL_RESEND_S)
+        except TimeoutError:
+            continue
+    return await _force_cancel(rt, run)
+
+
+async def _force_cancel(rt: Runtime, run: Run) -> Run:
+    """End a run whose owner does not answer: its later writes are refused (they check the row)."""
+    async with acquire() as conn, conn.transaction():
+        record = await conn.fetchrow(
+            """UPDATE runs SET status = 'cancelled', finished_at = now()
+               WHERE id = $1 AND status = 'running' RETURNING *""",
+            run.id,
+        )
+        if record is not None:
+            await rt.fanout.announce_ended(conn, [liveness.EndedRun(run.id, run.session_id)])
+    if record is None:  # it ended meanwhile
+        fresh = await Run.get_or_none(id=run.id)
+        if fresh is None:
+            raise NotFound.of("run", run.id)
+        return fresh
+    ended = model_from(Run, record)
+    log.warning("run %s did not answer its cancel; ended here", run.id)
+    rt.hub.deliver(ended.session_id, events.RunFinished(ended))
+    return ended
