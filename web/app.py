@@ -22,7 +22,6 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -37,6 +36,7 @@ from services.errors import ParleyError
 from services.runtime import Runtime
 from services.settings import Settings, get_settings
 from web.graphiql import STATIC_DIR, graphiql_html
+from web.media_types import GraphQLOverHTTP
 from web.request_limits import RequestLimits
 from web.sockets import ParleyTransportWS
 
@@ -45,7 +45,7 @@ log = logging.getLogger("parley")
 STATIC_PREFIX = "/graphiql-static"
 
 
-class ParleyGraphQL(GraphQL[Context, None]):
+class ParleyGraphQL(GraphQLOverHTTP[Context, None]):
     graphql_transport_ws_handler_class = ParleyTransportWS
 
     def __init__(self, settings: Settings) -> None:
