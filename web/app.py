@@ -31,6 +31,7 @@ from schema.errors import with_code
 from services import agents, database, runtime, users
 from services.errors import ParleyError
 from services.settings import Settings, get_settings
+from web.chat import chat_routes
 from web.graphiql import STATIC_DIR, graphiql_html
 from web.request_limits import RequestLimits
 from web.sockets import ParleyTransportWS
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz),
         Route("/graphql", gql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", gql),
+        *chat_routes(),
     ]
     if settings.graphiql:
         routes.append(Mount(STATIC_PREFIX, app=StaticFiles(directory=STATIC_DIR), name="graphiql-static"))
