@@ -154,16 +154,16 @@ async def test_opening_a_chat_mid_reply_joins_it(
     open_page: OpenPage, user: ApiUser, admin_user: ApiUser, chat_server: Server
 ) -> None:
     agent = await make_agent(chat_server, admin_user, "script:slow")
-    sid, task = await start_run(chat_server, user, agent, "count 150")
+    sid, task = await start_run(chat_server, user, agent, "count 300")  # 6 s: time to sign in and open it
     chat = await open_page()
     await chat.sign_in(user)
-    await chat.page.get_by_role("navigation", name="Sessions").get_by_role("link", name="count 150").click()
+    await chat.page.get_by_role("navigation", name="Sessions").get_by_role("link", name="count 300").click()
 
     live = chat.log().locator("article[aria-busy=true][aria-label=assistant]")
     await expect(live).to_contain_text("w")  # the snapshot of the text so far, then deltas
     await expect(chat.page.get_by_role("button", name="Stop")).to_be_visible()
     await expect(chat.page.get_by_role("button", name="Stop")).to_have_count(0)
-    assert await reply_text(chat) == words(150)  # no gap, no duplicate
+    assert await reply_text(chat) == words(300)  # no gap, no duplicate
     assert (await task)["sendMessage"]["run"]["status"] == "COMPLETED"
     assert chat.session_id() == sid
 
@@ -204,7 +204,7 @@ async def test_run_in_progress_is_a_notice_and_the_page_joins_that_reply(
     await chat.page.goto(f"/#/s/{sid}")
     await expect(chat.page.get_by_role("heading", name="busy")).to_be_visible()
     await until(lambda: bool(muted), "the page's watcher")
-    task = asyncio.create_task(gql(chat_server, user.token, SEND, {"s": sid, "c": "count 100"}))
+    task = asyncio.create_task(gql(chat_server, user.token, SEND, {"s": sid, "c": "count 200"}))
     await wait_for_run(chat_server, user, sid)
     await chat.send("hello?")
 
@@ -212,7 +212,7 @@ async def test_run_in_progress_is_a_notice_and_the_page_joins_that_reply(
     await expect(chat.page.get_by_role("textbox", name="Message")).to_have_value("hello?")  # given back
     await expect(chat.page.get_by_role("button", name="Stop")).to_be_visible()  # joined the reply
     await expect(chat.page.get_by_role("button", name="Stop")).to_have_count(0)
-    assert await reply_text(chat) == words(100)
+    assert await reply_text(chat) == words(200)
     await task
 
 
