@@ -4,7 +4,8 @@ The machine's Chromium (Debian's ``chromium``; Playwright never downloads a brow
 page against a real ``parley serve`` process whose scripted models come from tests/plugins.py.
 Every page opened here records the hosts it talks to and traps ``alert`` and friends: the
 ``open_page`` fixture fails a test whose page contacted another host, ran script from a message
-(``window.__xss``) or threw an uncaught error. Waits are Playwright's own, each with a timeout.
+(``window.__xss``) or threw an uncaught error. Every wait (Playwright's expectations, ``until``)
+has a timeout; none sleeps to synchronise.
 """
 
 from __future__ import annotations
@@ -51,22 +52,17 @@ def chromium_path() -> str:
     return path
 
 
-async def until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_MS / 1000) -> None:
-    """Polls something the test can observe until it holds, or fails after the timeout."""
-    await until_async(lambda: _now(condition()), what, timeout_s)
-
-
-async def until_async(
-    condition: Callable[[], Awaitable[bool]], what: str, timeout_s: float = WAIT_MS / 1000
+async def until(
+    condition: Callable[[], bool | Awaitable[bool]], what: str, timeout_s: float = WAIT_MS / 1000
 ) -> None:
+    """Polls something the test can observe until it holds, or fails after the timeout."""
     deadline = time.monotonic() + timeout_s
-    while not await condition():
+    while True:
+        held = condition()
+        if held if isinstance(held, bool) else await held:
+            return
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.02)
-
-
-async def _now(value: bool) -> bool:
-    return value
 
 
 class ApiUser(Protocol):

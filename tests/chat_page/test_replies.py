@@ -9,7 +9,7 @@ from typing import Any
 
 from playwright.async_api import WebSocketRoute, expect
 
-from tests.chat_page.conftest import ApiUser, ChatPage, OpenPage, gql, make_agent, until, until_async
+from tests.chat_page.conftest import ApiUser, ChatPage, OpenPage, gql, make_agent, until
 from tests.servers import Server
 
 GRAPHQL_WS = re.compile(r"/graphql$")
@@ -41,7 +41,7 @@ async def wait_for_run(server: Server, user: ApiUser, sid: str) -> None:
     async def running() -> bool:
         return (await gql(server, user.token, query, {"s": sid}))["session"]["activeRun"] is not None
 
-    await until_async(running, "the run to start")
+    await until(running, "the run to start")
 
 
 async def start_run(server: Server, user: ApiUser, agent: str, content: str) -> tuple[str, asyncio.Task[Any]]:
