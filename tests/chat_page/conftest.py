@@ -66,13 +66,10 @@ async def until(
 
 
 class ApiUser(Protocol):
-    """A user made by the suite's ``make_api`` fixture (tests/conftest.py)."""
+    """A user of the suite's ``api`` and ``admin`` fixtures (tests/conftest.py)."""
 
     token: str | None
     name: str
-
-
-MakeUser = Callable[..., Awaitable[ApiUser]]
 
 
 @pytest.fixture(scope="session")
@@ -160,10 +157,13 @@ OpenPage = Callable[..., Awaitable[ChatPage]]
 
 @pytest.fixture
 async def open_page(browser: Browser, chat_server: Server) -> AsyncIterator[OpenPage]:
-    """Opens chat pages (each in its own browser context), checked when the test ends."""
+    """Opens chat pages (each in its own browser context, signed in as `user` if given), checked
+    when the test ends."""
     opened: list[ChatPage] = []
 
-    async def open_one(*, bypass_csp: bool = False, width: int = 1200, height: int = 800) -> ChatPage:
+    async def open_one(
+        user: ApiUser | None = None, *, bypass_csp: bool = False, width: int = 1200, height: int = 800
+    ) -> ChatPage:
         context = await browser.new_context(
             viewport={"width": width, "height": height}, bypass_csp=bypass_csp, base_url=chat_server.url
         )
@@ -184,6 +184,8 @@ async def open_page(browser: Browser, chat_server: Server) -> AsyncIterator[Open
         await page.add_init_script(XSS_TRAP)
         await page.goto("/")
         opened.append(chat)
+        if user is not None:
+            await chat.sign_in(user)
         return chat
 
     yield open_one
@@ -195,13 +197,3 @@ async def open_page(browser: Browser, chat_server: Server) -> AsyncIterator[Open
     finally:
         for chat in opened:
             await chat.page.context.close()
-
-
-@pytest.fixture
-async def user(make_api: MakeUser) -> ApiUser:
-    return await make_api()
-
-
-@pytest.fixture
-async def admin_user(make_api: MakeUser) -> ApiUser:
-    return await make_api(admin=True)

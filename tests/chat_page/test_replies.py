@@ -35,30 +35,29 @@ async def reply_text(chat: ChatPage) -> str:
     return (await chat.articles("assistant").last.locator(".markdown").inner_text()).strip()
 
 
-async def wait_for_run(server: Server, user: ApiUser, sid: str) -> None:
+async def wait_for_run(server: Server, api: ApiUser, sid: str) -> None:
     query = "query($s: UUID!) { session(id: $s) { activeRun { id } } }"
 
     async def running() -> bool:
-        return (await gql(server, user.token, query, {"s": sid}))["session"]["activeRun"] is not None
+        return (await gql(server, api.token, query, {"s": sid}))["session"]["activeRun"] is not None
 
     await until(running, "the run to start")
 
 
-async def start_run(server: Server, user: ApiUser, agent: str, content: str) -> tuple[str, asyncio.Task[Any]]:
+async def start_run(server: Server, api: ApiUser, agent: str, content: str) -> tuple[str, asyncio.Task[Any]]:
     """A session whose reply is running now, sent over HTTP by someone other than the page."""
     create = "mutation($a: String) { createSession(input: {agentName: $a}) { id } }"
-    sid = (await gql(server, user.token, create, {"a": agent}))["createSession"]["id"]
-    task = asyncio.create_task(gql(server, user.token, SEND, {"s": sid, "c": content}))
-    await wait_for_run(server, user, sid)
+    sid = (await gql(server, api.token, create, {"a": agent}))["createSession"]["id"]
+    task = asyncio.create_task(gql(server, api.token, SEND, {"s": sid, "c": content}))
+    await wait_for_run(server, api, sid)
     return sid, task
 
 
 async def test_a_reply_streams_in_steps_and_enter_sends(
-    open_page: OpenPage, user: ApiUser, admin_user: ApiUser, chat_server: Server
+    open_page: OpenPage, api: ApiUser, admin: ApiUser, chat_server: Server
 ) -> None:
-    agent = await make_agent(chat_server, admin_user, "script:slow")
-    chat = await open_page()
-    await chat.sign_in(user)
+    agent = await make_agent(chat_server, admin, "script:slow")
+    chat = await open_page(api)
     await chat.page.get_by_role("button", name="New chat").click()
     await chat.page.get_by_role("combobox", name="Agent").select_option(agent)
     await chat.page.evaluate(RECORD_GROWTH)
@@ -85,11 +84,10 @@ async def test_a_reply_streams_in_steps_and_enter_sends(
 
 
 async def test_stop_ends_a_reply_and_keeps_its_text(
-    open_page: OpenPage, user: ApiUser, admin_user: ApiUser, chat_server: Server
+    open_page: OpenPage, api: ApiUser, admin: ApiUser, chat_server: Server
 ) -> None:
-    agent = await make_agent(chat_server, admin_user, "script:slow")
-    chat = await open_page()
-    await chat.sign_in(user)
+    agent = await make_agent(chat_server, admin, "script:slow")
+    chat = await open_page(api)
     await chat.new_chat(agent, "count 3000")
     await expect(chat.articles("assistant").last).to_contain_text("w10")
     await chat.page.get_by_role("button", name="Stop").click()
@@ -99,12 +97,12 @@ async def test_stop_ends_a_reply_and_keeps_its_text(
     assert kept.startswith("w0 w1 w2") and "w2999" not in kept
     query = """query($s: UUID!) { session(id: $s) { activeRun { id }
       messages(last: 1) { edges { node { role content runId } } } } }"""
-    session = (await gql(chat_server, user.token, query, {"s": chat.session_id()}))["session"]
+    session = (await gql(chat_server, api.token, query, {"s": chat.session_id()}))["session"]
     last = session["messages"]["edges"][0]["node"]
     assert session["activeRun"] is None and last["role"] == "ASSISTANT"
     assert last["content"].strip() == kept
     run = await gql(
-        chat_server, user.token, "query($r: UUID!) { run(id: $r) { status } }", {"r": last["runId"]}
+        chat_server, api.token, "query($r: UUID!) { run(id: $r) { status } }", {"r": last["runId"]}
     )
     assert run["run"]["status"] == "CANCELLED"
 
@@ -114,11 +112,10 @@ async def test_stop_ends_a_reply_and_keeps_its_text(
 
 
 async def test_thinking_and_tool_calls_are_shown_collapsed_with_their_results(
-    open_page: OpenPage, user: ApiUser, admin_user: ApiUser, chat_server: Server
+    open_page: OpenPage, api: ApiUser, admin: ApiUser, chat_server: Server
 ) -> None:
-    agent = await make_agent(chat_server, admin_user, "script:tools")
-    chat = await open_page()
-    await chat.sign_in(user)
+    agent = await make_agent(chat_server, admin, "script:tools")
+    chat = await open_page(api)
     await chat.new_chat(agent, "note the topic")
     await expect(chat.articles("assistant").last).to_contain_text("Saved it.")
     await expect(chat.page.get_by_role("button", name="Stop")).to_have_count(0)
@@ -137,11 +134,10 @@ async def test_thinking_and_tool_calls_are_shown_collapsed_with_their_results(
 
 
 async def test_a_failing_provider_is_a_readable_notice(
-    open_page: OpenPage, user: ApiUser, admin_user: ApiUser, chat_server: Server
+    open_page: OpenPage, api: ApiUser, admin: ApiUser, chat_server: Server
 ) -> None:
-    agent = await make_agent(chat_server, admin_user, "script:fail")
-    chat = await open_page()
-    await chat.sign_in(user)
+    agent = await make_agent(chat_server, admin, "script:fail")
+    chat = await open_page(api)
     await chat.new_chat(agent, "hello there")
     alert = chat.log().get_by_role("alert")
     await expect(alert).to_contain_text("PROVIDER_ERROR")
@@ -151,12 +147,11 @@ async def test_a_failing_provider_is_a_readable_notice(
 
 
 async def test_opening_a_chat_mid_reply_joins_it(
-    open_page: OpenPage, user: ApiUser, admin_user: ApiUser, chat_server: Server
+    open_page: OpenPage, api: ApiUser, admin: ApiUser, chat_server: Server
 ) -> None:
-    agent = await make_agent(chat_server, admin_user, "script:slow")
-    sid, task = await start_run(chat_server, user, agent, "count 300")  # 6 s: time to sign in and open it
-    chat = await open_page()
-    await chat.sign_in(user)
+    agent = await make_agent(chat_server, admin, "script:slow")
+    sid, task = await start_run(chat_server, api, agent, "count 300")  # 6 s: time to sign in and open it
+    chat = await open_page(api)
     await chat.page.get_by_role("navigation", name="Sessions").get_by_role("link", name="count 300").click()
 
     live = chat.log().locator("article[aria-busy=true][aria-label=assistant]")
@@ -169,11 +164,11 @@ async def test_opening_a_chat_mid_reply_joins_it(
 
 
 async def test_run_in_progress_is_a_notice_and_the_page_joins_that_reply(
-    open_page: OpenPage, user: ApiUser, admin_user: ApiUser, chat_server: Server
+    open_page: OpenPage, api: ApiUser, admin: ApiUser, chat_server: Server
 ) -> None:
-    agent = await make_agent(chat_server, admin_user, "script:slow")
+    agent = await make_agent(chat_server, admin, "script:slow")
     create = 'mutation($a: String) { createSession(input: {agentName: $a, title: "busy"}) { id } }'
-    sid = (await gql(chat_server, user.token, create, {"a": agent}))["createSession"]["id"]
+    sid = (await gql(chat_server, api.token, create, {"a": agent}))["createSession"]["id"]
     chat = await open_page()
 
     # The page's first watcher is muted, so the page cannot know a reply started elsewhere.
@@ -200,12 +195,12 @@ async def test_run_in_progress_is_a_notice_and_the_page_joins_that_reply(
         server.on_message(from_server)
 
     await chat.page.route_web_socket(GRAPHQL_WS, route)
-    await chat.sign_in(user)
+    await chat.sign_in(api)
     await chat.page.goto(f"/#/s/{sid}")
     await expect(chat.page.get_by_role("heading", name="busy")).to_be_visible()
     await until(lambda: bool(muted), "the page's watcher")
-    task = asyncio.create_task(gql(chat_server, user.token, SEND, {"s": sid, "c": "count 200"}))
-    await wait_for_run(chat_server, user, sid)
+    task = asyncio.create_task(gql(chat_server, api.token, SEND, {"s": sid, "c": "count 200"}))
+    await wait_for_run(chat_server, api, sid)
     await chat.send("hello?")
 
     await expect(chat.page.get_by_role("alert").filter(has_text="still writing a reply")).to_be_visible()
@@ -217,9 +212,9 @@ async def test_run_in_progress_is_a_notice_and_the_page_joins_that_reply(
 
 
 async def test_a_dropped_socket_resumes_the_reply_without_gap_or_duplicate(
-    open_page: OpenPage, user: ApiUser, admin_user: ApiUser, chat_server: Server
+    open_page: OpenPage, api: ApiUser, admin: ApiUser, chat_server: Server
 ) -> None:
-    agent = await make_agent(chat_server, admin_user, "script:slow")
+    agent = await make_agent(chat_server, admin, "script:slow")
     chat = await open_page()
     sockets: list[WebSocketRoute] = []
     subscribed: list[dict[str, Any]] = []
@@ -237,7 +232,7 @@ async def test_a_dropped_socket_resumes_the_reply_without_gap_or_duplicate(
         sockets.append(ws)
 
     await chat.page.route_web_socket(GRAPHQL_WS, route)
-    await chat.sign_in(user)
+    await chat.sign_in(api)
     await chat.new_chat(agent, "count 150")
     live = chat.log().locator("article[aria-busy=true][aria-label=assistant]")
     await expect(live).to_contain_text("w20")

@@ -41,11 +41,10 @@ async def assert_nothing_ran(chat: ChatPage) -> None:
 
 
 async def test_script_in_user_and_model_text_never_runs_even_without_the_csp(
-    open_page: OpenPage, user: ApiUser, admin_user: ApiUser, chat_server: Server
+    open_page: OpenPage, api: ApiUser, admin: ApiUser, chat_server: Server
 ) -> None:
     # Without the page's Content-Security-Policy only the sanitizer stands between text and DOM.
-    chat = await open_page(bypass_csp=True)
-    await chat.sign_in(user)
+    chat = await open_page(api, bypass_csp=True)
     await chat.new_chat(None, USER_XSS)  # the echo model repeats it as its own markdown
     await expect(chat.articles("assistant")).to_contain_text("bold")
     await expect(chat.articles("user").locator(".text")).to_have_text(USER_XSS)  # shown as typed
@@ -53,7 +52,7 @@ async def test_script_in_user_and_model_text_never_runs_even_without_the_csp(
     await chat.articles("assistant").get_by_text("link", exact=True).click()  # its href is gone
     await assert_nothing_ran(chat)
 
-    agent = await make_agent(chat_server, admin_user, "script:xss")
+    agent = await make_agent(chat_server, admin, "script:xss")
     await chat.new_chat(agent, "show me some links")
     reply = chat.articles("assistant").last
     await expect(reply).to_contain_text("a normal link")
@@ -83,19 +82,19 @@ async def test_the_page_is_served_with_a_strict_policy_and_only_local_assets(cha
 
 
 async def test_code_blocks_copy_and_the_readme_screenshot(
-    open_page: OpenPage, user: ApiUser, admin_user: ApiUser, chat_server: Server, tmp_path: Path
+    open_page: OpenPage, api: ApiUser, admin: ApiUser, chat_server: Server, tmp_path: Path
 ) -> None:
-    agent = await make_agent(chat_server, admin_user, "script:demo")
+    agent = await make_agent(chat_server, admin, "script:demo")
     for title in ("Release notes for 0.2", "Why is this query slow?"):  # company in the list
         await gql(
             chat_server,
-            user.token,
+            api.token,
             "mutation($t: String) { createSession(input: {title: $t}) { id } }",
             {"t": title},
         )
     chat = await open_page(width=1200, height=760)
     await chat.page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=chat_server.url)
-    await chat.sign_in(user)
+    await chat.sign_in(api)
     await chat.new_chat(agent, "How does a frontend stream a reply from Parley?")
     await expect(chat.articles("assistant").last).to_contain_text("no gap, no duplicate")
     await expect(chat.page.get_by_role("button", name="Stop")).to_have_count(0)

@@ -13,14 +13,14 @@ CREATE = "mutation($t: String) { createSession(input: {title: $t}) { id } }"
 ADD = "mutation($s: UUID!, $m: [MessageInput!]!) { addMessages(sessionId: $s, messages: $m) { id } }"
 
 
-async def test_sign_in_with_a_bad_then_a_good_token_then_sign_out(open_page: OpenPage, user: ApiUser) -> None:
+async def test_sign_in_with_a_bad_then_a_good_token_then_sign_out(open_page: OpenPage, api: ApiUser) -> None:
     chat = await open_page()
     await chat.page.get_by_role("textbox", name="API token").fill("pk_not-a-real-token")
     await chat.page.get_by_role("button", name="Sign in").click()
     await expect(chat.page.get_by_role("alert")).to_contain_text("not accepted")
 
-    await chat.sign_in(user)
-    await expect(chat.page.get_by_text(user.name, exact=True)).to_be_visible()
+    await chat.sign_in(api)
+    await expect(chat.page.get_by_text(api.name, exact=True)).to_be_visible()
     await chat.page.reload()  # the token stays in local storage
     await expect(chat.page.get_by_role("navigation", name="Sessions")).to_be_visible()
 
@@ -30,11 +30,11 @@ async def test_sign_in_with_a_bad_then_a_good_token_then_sign_out(open_page: Ope
 
 
 async def test_sessions_page_in_newest_first_and_search_jumps_to_an_old_message(
-    open_page: OpenPage, user: ApiUser, chat_server: Server
+    open_page: OpenPage, api: ApiUser, chat_server: Server
 ) -> None:
     for i in range(25):
-        await gql(chat_server, user.token, CREATE, {"t": f"chat {i:02}"})
-    far = (await gql(chat_server, user.token, CREATE, {"t": "long chat"}))["createSession"]["id"]
+        await gql(chat_server, api.token, CREATE, {"t": f"chat {i:02}"})
+    far = (await gql(chat_server, api.token, CREATE, {"t": "long chat"}))["createSession"]["id"]
     history = [
         {
             "role": "USER" if i % 2 == 0 else "ASSISTANT",
@@ -42,10 +42,9 @@ async def test_sessions_page_in_newest_first_and_search_jumps_to_an_old_message(
         }
         for i in range(80)
     ]
-    await gql(chat_server, user.token, ADD, {"s": far, "m": history})
+    await gql(chat_server, api.token, ADD, {"s": far, "m": history})
 
-    chat = await open_page()
-    await chat.sign_in(user)
+    chat = await open_page(api)
     nav = chat.page.get_by_role("navigation", name="Sessions")
     links = nav.get_by_role("list").get_by_role("link")
     await expect(links).to_have_count(20)  # the first page
@@ -66,10 +65,9 @@ async def test_sessions_page_in_newest_first_and_search_jumps_to_an_old_message(
     await expect(chat.page.get_by_role("heading", name="long chat")).to_be_visible()
 
 
-async def test_rename_and_delete_a_chat(open_page: OpenPage, user: ApiUser, chat_server: Server) -> None:
-    sid = (await gql(chat_server, user.token, CREATE, {"t": "old name"}))["createSession"]["id"]
-    chat = await open_page()
-    await chat.sign_in(user)
+async def test_rename_and_delete_a_chat(open_page: OpenPage, api: ApiUser, chat_server: Server) -> None:
+    sid = (await gql(chat_server, api.token, CREATE, {"t": "old name"}))["createSession"]["id"]
+    chat = await open_page(api)
     nav = chat.page.get_by_role("navigation", name="Sessions")
     await nav.get_by_role("link", name=re.compile("old name")).click()
 
@@ -92,14 +90,11 @@ async def test_rename_and_delete_a_chat(open_page: OpenPage, user: ApiUser, chat
     await expect(nav.get_by_role("link", name=re.compile("new name"))).to_have_count(0)
     await expect(chat.page).to_have_url(re.compile(r"#/$"))
     query = "query($s: UUID!) { session(id: $s) { id } }"
-    assert (await gql(chat_server, user.token, query, {"s": sid}))["session"] is None
+    assert (await gql(chat_server, api.token, query, {"s": sid}))["session"] is None
 
 
-async def test_a_phone_sized_screen_hides_the_sessions_in_a_drawer(
-    open_page: OpenPage, user: ApiUser
-) -> None:
-    chat = await open_page(width=390, height=844)
-    await chat.sign_in(user)
+async def test_a_phone_sized_screen_hides_the_sessions_in_a_drawer(open_page: OpenPage, api: ApiUser) -> None:
+    chat = await open_page(api, width=390, height=844)
     nav = chat.page.get_by_role("navigation", name="Sessions")
     await expect(chat.page.get_by_role("textbox", name="Message")).to_be_visible()
     await expect(nav).to_be_hidden()
