@@ -10,7 +10,7 @@ import { html } from "./html.js";
 import { SessionList, sessionHref } from "./sessions.js";
 import { SessionState } from "./state.js";
 
-const START = `query Start { viewer { name isAdmin } agents { name model } }`;
+const START = `query Start { viewer { name } agents { name model } }`;
 const AGENTS = `query Agents { agents { name model } }`;
 const RENAME = `mutation Rename($id: UUID!, $title: String!) { updateSession(id: $id, input: { title: $title }) { id title } }`;
 const DELETE = `mutation Delete($id: UUID!) { deleteSession(id: $id) }`;
