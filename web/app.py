@@ -35,6 +35,7 @@ from services import agents, database, users
 from services.errors import ParleyError
 from services.runtime import Runtime
 from services.settings import Settings, get_settings
+from web.chat import chat_routes
 from web.graphiql import STATIC_DIR, graphiql_html
 from web.media_types import GraphQLOverHTTP
 from web.request_limits import RequestLimits
@@ -192,6 +193,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz),
         Route("/graphql", gql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", gql),
+        *chat_routes(),
     ]
     if settings.graphiql:
         routes.append(Mount(STATIC_PREFIX, app=StaticFiles(directory=STATIC_DIR), name="graphiql-static"))

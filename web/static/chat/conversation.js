@@ -1,0 +1,181 @@
+// The conversation: a `log` region named "Conversation" whose messages are articles labelled by
+// role ("user", "assistant", "tool"), with the reply being written at the end.
+import { useEffect, useLayoutEffect, useRef } from "preact/hooks";
+import { details, fullDate } from "./format.js";
+import { html } from "./html.js";
+import { Markdown } from "./markdown.js";
+
+const ROLE_LABEL = { USER: "user", ASSISTANT: "assistant", TOOL: "tool", SYSTEM: "system" };
+const NEAR_BOTTOM_PX = 80;
+
+const json = (value) => (typeof value === "string" ? value : JSON.stringify(value, null, 2));
+
+/** One tool call, collapsed: its name, then arguments and (when known) result on demand. */
+function ToolCall({ name, args, result, running, label = running ? `Running ${name}…` : `Tool call: ${name}` }) {
+  return html`<details class="tool-call">
+    <summary>${label}</summary>
+    ${args != null && html`<pre class="json">${json(args)}</pre>`}
+    ${
+      result !== undefined &&
+      html`<p class="label">Result</p>
+        <pre class="json">${json(result)}</pre>`
+    }
+  </details>`;
+}
+
+function Thinking({ text, live }) {
+  return html`<details class="thinking">
+    <summary>${live ? "Thinking…" : "Thinking"}</summary>
+    <p>${text}</p>
+  </details>`;
+}
+
+/**
+ * The actions of a message (phase 2 adds Edit on user messages, Regenerate on replies and the
+ * branch picker here); none yet.
+ */
+function MessageActions() {
+  return null;
+}
+
+function Message({ message, thinking }) {
+  const role = ROLE_LABEL[message.role] ?? message.role.toLowerCase();
+  let body;
+  if (message.role === "ASSISTANT") {
+    body = [
+      thinking && html`<${Thinking} text=${thinking} />`,
+      message.content && html`<${Markdown} text=${message.content} />`,
+      ...message.toolCalls.map((call) => html`<${ToolCall} key=${call.id} name=${call.name} args=${call.arguments} />`),
+    ];
+  } else if (message.role === "TOOL") {
+    const name = message.toolName ?? "tool";
+    body = html`<${ToolCall} name=${name} result=${message.content} label=${`Result of ${name}`} />`;
+  } else {
+    body = html`<p class="text">${message.content}</p>`; // people's words are shown as typed
+  }
+  const detail = message.role === "ASSISTANT" ? details(message) : "";
+  return html`<article id=${`m-${message.id}`} class=${`message ${role}`} aria-label=${role} tabindex="-1">
+    ${body}
+    <footer class="meta">
+      <time datetime=${message.createdAt} title=${fullDate(message.createdAt)}>
+        ${new Date(message.createdAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}
+      </time>
+      ${detail && html`<span class="detail">${detail}</span>`}
+      <${MessageActions} message=${message} />
+    </footer>
+  </article>`;
+}
+
+/** The reply being written: what the stream has shown that no persisted message holds yet. */
+function LiveReply({ run, messages }) {
+  const mine = messages.filter((m) => m.runId === run.id);
+  const persisted = mine
+    .filter((m) => m.role === "ASSISTANT")
+    .map((m) => m.content)
+    .join("");
+  const text = run.text.startsWith(persisted) ? run.text.slice(persisted.length) : run.text;
+  const answered = new Set(mine.filter((m) => m.role === "TOOL").map((m) => m.toolCallId));
+  const calls = [...run.tools.values()].filter((call) => !answered.has(call.id));
+  // Phase 2: a run waiting for approval shows its Approve/Deny prompt here.
+  return html`<article class="message assistant live" aria-label="assistant" aria-busy="true">
+    ${run.thinking && html`<${Thinking} text=${run.thinking} live=${!text} />`}
+    ${calls.map(
+      (call) =>
+        html`<${ToolCall}
+          key=${call.id}
+          name=${call.name}
+          args=${call.arguments}
+          result=${call.result}
+          running=${!call.done}
+        />`,
+    )}
+    ${text ? html`<${Markdown} text=${text} />` : html`<p class="typing" aria-label="Writing">…</p>`}
+  </article>`;
+}
+
+export function Conversation({ state, focusId }) {
+  const log = useRef(null);
+  const atBottom = useRef(true);
+  const fromBottom = useRef(null); // set while older messages are prepended
+
+  const onScroll = () => {
+    const el = log.current;
+    atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_BOTTOM_PX;
+  };
+
+  // Follow the reply as it grows, unless the reader scrolled up; keep the view still when
+  // older messages appear above.
+  useLayoutEffect(() => {
+    const el = log.current;
+    if (fromBottom.current !== null) {
+      el.scrollTop = el.scrollHeight - fromBottom.current;
+      fromBottom.current = null;
+    } else if (atBottom.current && !focusId) {
+      el.scrollTop = el.scrollHeight;
+    }
+  });
+
+  const loadOlder = async () => {
+    fromBottom.current = log.current.scrollHeight - log.current.scrollTop;
+    await state.loadOlder();
+  };
+
+  // Older messages load when their button scrolls into view (or is pressed).
+  const older = useRef(null);
+  useEffect(() => {
+    if (!older.current) return undefined;
+    const observer = new IntersectionObserver((entries) => entries[0].isIntersecting && loadOlder(), {
+      root: log.current,
+    });
+    observer.observe(older.current);
+    return () => observer.disconnect();
+  }, [state.olderCursor]);
+
+  return html`<div class="log" role="log" aria-label="Conversation" ref=${log} onScroll=${onScroll} tabindex="0">
+    ${
+      state.olderCursor &&
+      html`<button type="button" class="older" ref=${older} onClick=${loadOlder}>Load older messages</button>`
+    }
+    ${
+      state.loadError &&
+      html`<p class="failure" role="alert">
+        Could not load this chat: ${state.loadError}
+        <button type="button" onClick=${() => state.open()}>Try again</button>
+      </p>`
+    }
+    ${
+      !state.loading &&
+      !state.messages.length &&
+      !state.pending &&
+      !state.run &&
+      html`<p class="empty">Send a message to start.</p>`
+    }
+    ${state.messages.map(
+      (message) =>
+        html`<${Message}
+          key=${message.id}
+          message=${message}
+          thinking=${
+            message.role === "ASSISTANT" && message.runId && firstOfRun(state.messages, message)
+              ? state.thinking.get(message.runId)
+              : undefined
+          }
+        />`,
+    )}
+    ${
+      state.pending &&
+      html`<article class="message user pending" aria-label="user" aria-busy="true">
+        <p class="text">${state.pending.content}</p>
+      </article>`
+    }
+    ${state.run && html`<${LiveReply} run=${state.run} messages=${state.messages} />`}
+    ${
+      state.failure &&
+      html`<p class="failure" role="alert">The reply failed (${state.failure.code}): ${state.failure.message}</p>`
+    }
+  </div>`;
+}
+
+function firstOfRun(messages, message) {
+  return messages.find((m) => m.runId === message.runId && m.role === "ASSISTANT") === message;
+}
