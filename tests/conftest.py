@@ -149,3 +149,46 @@ async def sql(database_url: str) -> AsyncIterator[Any]:
         yield conn
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def other_runtime(app: Any, settings: Any) -> AsyncIterator[Any]:
+    """A second runtime on the test database: another Parley process, as far as the database
+    and the other runtime can tell (its own owner key, listener and fan-out), in this one."""
+    from services.runtime import Runtime
+
+    async with Runtime(settings, settings.database_url).running() as rt:
+        rt.models = app.state.runtime.models  # the same scripted models
+        yield rt
+
+
+@pytest.fixture(scope="session")
+def schema(settings: Any) -> Any:
+    from schema.build import build_schema
+
+    return build_schema(settings)
+
+
+@contextlib.asynccontextmanager
+async def subscription(
+    schema: Any, runtime: Any, token: str, query: str, variables: dict[str, Any]
+) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+    """A subscription executed in-process by the schema (no transport), closed on exit."""
+    from resolvers.context import Context
+
+    context = Context(runtime, f"Bearer {token}")
+    await context.authenticate()
+    results = await schema.subscribe(query, variable_values=variables, context_value=context)
+
+    from tests.wsclient import SubscriptionError
+
+    async def data() -> AsyncIterator[dict[str, Any]]:
+        async for result in results:
+            if result.errors:
+                raise SubscriptionError([error.formatted for error in result.errors])
+            yield next(iter(result.data.values()))
+
+    try:
+        yield data()
+    finally:
+        await results.aclose()

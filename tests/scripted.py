@@ -39,7 +39,8 @@ def register(models: ModelRegistry, stream_fn: StreamFn, recorder: Recorder | No
 def last_user_text(messages: list[ModelMessage]) -> str:
     for message in reversed(messages):
         if isinstance(message, ModelRequest):
-            for part in message.parts:
+            # Consecutive requests are merged by pydantic-ai: the newest prompt is the last part.
+            for part in reversed(message.parts):
                 if isinstance(part, UserPromptPart) and isinstance(part.content, str):
                     return part.content
     return ""

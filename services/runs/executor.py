@@ -128,11 +128,8 @@ class Execution:
             usage = exc.usage
             status, error = self._cancelled(exc)
             messages = exc.new_messages()
-            final = (
-                messages
-                if status is RunStatus.CANCELLED and _ends_with_text(messages)
-                else _complete(messages)
-            )
+            # Stopped on purpose (cancel, clean stop): what it said so far is its reply.
+            final = messages if _keeps_partial(error) and _ends_with_text(messages) else _complete(messages)
         except Exception as exc:
             status, error = RunStatus.FAILED, failures.classify(exc)
             if error.code == "INTERNAL_SERVER_ERROR":
@@ -278,7 +275,7 @@ class Execution:
                     _cost(usage),
                     error.code if error else None,
                     error.message if error else None,
-                    reply.id if reply is not None and status is not RunStatus.FAILED else None,
+                    reply.id if reply is not None and _has_reply(status, error) else None,
                     rt.fanout.ranged(self.run_id) or batch.has_ranges(),
                 )
         except BaseException:
@@ -295,7 +292,7 @@ class Execution:
         self.handle.result = TurnResult(
             run=run,
             user_message=self.stored.user_message,
-            reply=self.stored.reply if status is not RunStatus.FAILED else None,
+            reply=self.stored.reply if _has_reply(status, error) else None,
             messages=[self.stored.user_message, *self.stored.messages],
         )
 
@@ -310,6 +307,15 @@ class Execution:
                 reply=None,
                 messages=[self.stored.user_message, *self.stored.messages],
             )
+
+
+def _keeps_partial(error: failures.RunError | None) -> bool:
+    """Cancelled, or interrupted by a stop: the partial text stays (a failure adds nothing)."""
+    return error is None or error.code == "INTERRUPTED"
+
+
+def _has_reply(status: RunStatus, error: failures.RunError | None) -> bool:
+    return status is not RunStatus.FAILED or _keeps_partial(error)
 
 
 def _ends_with_text(messages: list[ModelMessage]) -> bool:
