@@ -468,3 +468,36 @@ async def test_concurrent_agent_updates_keep_both_changes(admin: Api) -> None:
             )
         )["agent"]
         assert agent == {"instructions": f"be brief {round_}", "historyLimit": 10 + round_}
+
+
+async def test_a_stopped_runtime_leaves_no_task_and_no_running_reply(
+    api: Api, admin: Api, settings: Any, sql: asyncpg.Connection
+) -> None:
+    """Everything a runtime started ends with it: run tasks, flusher, drain, reaper, listener."""
+    from services import runs
+    from services.runtime import Runtime
+
+    async def stream(messages: list[ModelMessage], info: Any) -> AsyncIterator[str]:
+        yield "started "
+        await asyncio.Event().wait()  # never finishes by itself
+        yield "never"
+
+    session = uuid.UUID(await session_of(api, await agent_with(admin, stream)))
+    user = await _user(api)
+    before = set(asyncio.all_tasks())  # the test app's own runtime runs beside this one
+    async with Runtime(
+        settings.model_copy(update={"retention_days": 3000}), settings.database_url
+    ).running() as rt:
+        rt.models = admin.runtime.models
+        started = await runs.start_turn(rt, user, session, "go", None, None)
+        await until(lambda: _said(sql, started.run.id, "started"))
+        owned = {t for t in asyncio.all_tasks() - before if t.get_name().startswith("parley-")}
+        assert {t.get_name() for t in owned} >= {
+            "parley-turn",
+            "parley-flusher",
+            "parley-reaper",
+            "parley-retention",
+        }
+    assert all(t.done() for t in owned)
+    run = await sql.fetchrow("SELECT status, error_code, reply_id FROM runs WHERE id = $1", started.run.id)
+    assert (run["status"], run["error_code"]) == ("failed", "INTERRUPTED") and run["reply_id"] is not None
