@@ -136,7 +136,7 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from schema.build import print_sdl
+    from resolvers.root import print_sdl
 
     sys.stdout.write(print_sdl(get_settings()))
     return 0

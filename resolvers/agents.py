@@ -1,37 +1,35 @@
 from __future__ import annotations
 
-import strawberry
-
-from models import Agent
+from resolvers import mapping
 from resolvers.context import Context
+from schema.agent import Agent
 from schema.inputs import AgentInput, AgentUpdateInput
 from services import agents
 
-Info = strawberry.Info[Context, None]
+
+async def agent_list(ctx: Context) -> list[Agent]:
+    return [mapping.agent(a) for a in await agents.list_agents()]
 
 
-async def agent_list(info: Info) -> list[Agent]:
-    return await agents.list_agents()
+async def agent(ctx: Context, name: str) -> Agent | None:
+    found = await agents.get_agent(name)
+    return mapping.agent(found) if found is not None else None
 
 
-async def agent(info: Info, name: str) -> Agent | None:
-    return await agents.get_agent(name)
-
-
-async def create(info: Info, input: AgentInput) -> Agent:
+async def create(ctx: Context, input: AgentInput) -> Agent:
     changes = agents.AgentChanges(
         instructions=input.instructions,
         memory_enabled=input.memory_enabled,
         history_limit=input.history_limit,
     )
-    return await agents.create_agent(info.context.user, input.name, input.model, changes)
+    return mapping.agent(await agents.create_agent(ctx.user, input.name, input.model, changes))
 
 
-async def update(info: Info, name: str, input: AgentUpdateInput) -> Agent:
+async def update(ctx: Context, name: str, input: AgentUpdateInput) -> Agent:
     changes = agents.AgentChanges(
         model=input.model,
         instructions=input.instructions,
         memory_enabled=input.memory_enabled,
         history_limit=input.history_limit,
     )
-    return await agents.update_agent(info.context.user, name, changes)
+    return mapping.agent(await agents.update_agent(ctx.user, name, changes))

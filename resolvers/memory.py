@@ -3,38 +3,34 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import strawberry
-
-from models import MemoryEntry
 from models import MemoryScope as Scope
+from resolvers import mapping
 from resolvers.context import Context
 from schema.enums import MemoryScope
+from schema.memory import MemoryEntry
 from services import memory
-
-Info = strawberry.Info[Context, None]
 
 
 def _scope(scope: MemoryScope) -> Scope:
     return Scope(scope.value)
 
 
-async def entries(info: Info, scope: MemoryScope, session_id: uuid.UUID | None) -> list[MemoryEntry]:
-    return await memory.list_memory(info.context.user, _scope(scope), session_id)
+async def entries(ctx: Context, scope: MemoryScope, session_id: uuid.UUID | None) -> list[MemoryEntry]:
+    return [mapping.memory_entry(e) for e in await memory.list_memory(ctx.user, _scope(scope), session_id)]
 
 
 async def save(
-    info: Info, key: str, value: Any, scope: MemoryScope, session_id: uuid.UUID | None
+    ctx: Context, key: str, value: Any, scope: MemoryScope, session_id: uuid.UUID | None
 ) -> MemoryEntry:
-    rt = info.context.runtime
+    rt = ctx.runtime
     bounds = memory.MemoryBounds.of(rt.settings)
-    return await memory.save_memory(
-        info.context.user, key, value, _scope(scope), session_id, rt.limits, bounds
-    )
+    saved = await memory.save_memory(ctx.user, key, value, _scope(scope), session_id, rt.limits, bounds)
+    return mapping.memory_entry(saved)
 
 
-async def delete(info: Info, key: str, scope: MemoryScope, session_id: uuid.UUID | None) -> bool:
-    return await memory.delete_memory(info.context.user, key, _scope(scope), session_id)
+async def delete(ctx: Context, key: str, scope: MemoryScope, session_id: uuid.UUID | None) -> bool:
+    return await memory.delete_memory(ctx.user, key, _scope(scope), session_id)
 
 
-async def clear(info: Info, scope: MemoryScope | None, session_id: uuid.UUID | None) -> int:
-    return await memory.clear_memory(info.context.user, _scope(scope) if scope else None, session_id)
+async def clear(ctx: Context, scope: MemoryScope | None, session_id: uuid.UUID | None) -> int:
+    return await memory.clear_memory(ctx.user, _scope(scope) if scope else None, session_id)

@@ -3,19 +3,16 @@ from __future__ import annotations
 import uuid
 from typing import Any, cast
 
-import strawberry
-
 from models import Role
-from resolvers.context import Context
+from resolvers import mapping
+from resolvers.context import Context, page_args
 from schema.inputs import MessageInput
+from schema.message import Message, MessageConnection
 from services import messages
 from services.conversation import IncomingMessage
-from services.transcript import MessageRow
 
 
-async def add_messages(
-    info: strawberry.Info[Context, None], session_id: uuid.UUID, items: list[MessageInput]
-) -> list[MessageRow]:
+async def add_messages(ctx: Context, session_id: uuid.UUID, items: list[MessageInput]) -> list[Message]:
     incoming = [
         IncomingMessage(
             role=Role(m.role.value),
@@ -28,4 +25,17 @@ async def add_messages(
         )
         for m in items
     ]
-    return await messages.add_messages(info.context.runtime, info.context.user, session_id, incoming)
+    added = await messages.add_messages(ctx.runtime, ctx.user, session_id, incoming)
+    return [mapping.message(m) for m in added]
+
+
+async def message_list(
+    ctx: Context,
+    session_id: uuid.UUID,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> MessageConnection:
+    args = page_args(first, after, last, before, None)
+    return mapping.message_page(await messages.list_messages(ctx.runtime, ctx.user, session_id, args))

@@ -1,39 +1,26 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-import strawberry
-
-from models import Message, Run
+from resolvers import mapping
 from resolvers.context import Context
+from schema.payloads import SendMessagePayload
+from schema.run import Run
 from services import runs
 
 
-async def message(info: strawberry.Info[Context, None], message_id: uuid.UUID | None) -> Message | None:
-    if message_id is None:
-        return None
-    return await info.context.loaders.message.load(message_id)
+async def run(ctx: Context, id: uuid.UUID) -> Run | None:
+    found = await runs.find_run(ctx.user, id)
+    return mapping.run(found) if found is not None else None
 
 
-async def active_run(info: strawberry.Info[Context, None], session_id: uuid.UUID) -> Run | None:
-    return await info.context.loaders.active_run.load(session_id)
-
-
-async def run(info: strawberry.Info[Context, None], id: uuid.UUID) -> Run | None:
-    return await runs.find_run(info.context.user, id)
-
-
-async def cancel_run(info: strawberry.Info[Context, None], id: uuid.UUID) -> Run:
-    return await runs.cancel_run(info.context.runtime, info.context.user, id)
+async def cancel_run(ctx: Context, id: uuid.UUID) -> Run:
+    return mapping.run(await runs.cancel_run(ctx.runtime, ctx.user, id))
 
 
 async def send_message(
-    info: strawberry.Info[Context, None],
-    session_id: uuid.UUID,
-    content: str,
-    metadata: object | None,
-    idempotency_key: str | None,
-) -> runs.TurnResult:
-    return await runs.send_message(
-        info.context.runtime, info.context.user, session_id, content, metadata, idempotency_key
-    )
+    ctx: Context, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
+) -> SendMessagePayload:
+    result = await runs.send_message(ctx.runtime, ctx.user, session_id, content, metadata, idempotency_key)
+    return mapping.turn(result)

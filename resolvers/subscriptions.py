@@ -1,38 +1,34 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
-import strawberry
-
+from resolvers import mapping
 from resolvers.context import Context
+from schema.events import AgentEvent
 from services import streams
-from services.events import AgentEvent
-
-Info = strawberry.Info[Context, None]
 
 
 async def chat(
-    info: Info, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
-) -> AsyncIterator[AgentEvent]:
-    user = await info.context.authenticate()
+    ctx: Context, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
+) -> AsyncGenerator[AgentEvent]:
+    user = await ctx.authenticate()
     # aclosing: a closed subscription ends its watcher now, not when the collector runs.
-    stream = streams.chat(info.context.runtime, user, session_id, content, metadata, idempotency_key)
-    async with aclosing(stream) as events:
-        async for event in events:
-            info.context.fresh_loaders()
-            yield event
+    async with aclosing(
+        streams.chat(ctx.runtime, user, session_id, content, metadata, idempotency_key)
+    ) as source:
+        async for event in source:
+            ctx.fresh_loaders()
+            yield mapping.event(event)
 
 
 async def session_events(
-    info: Info, session_id: uuid.UUID, after_sequence: int | None
-) -> AsyncIterator[AgentEvent]:
-    user = await info.context.authenticate()
-    async with aclosing(
-        streams.session_events(info.context.runtime, user, session_id, after_sequence)
-    ) as events:
-        async for event in events:
-            info.context.fresh_loaders()
-            yield event
+    ctx: Context, session_id: uuid.UUID, after_sequence: int | None
+) -> AsyncGenerator[AgentEvent]:
+    user = await ctx.authenticate()
+    async with aclosing(streams.session_events(ctx.runtime, user, session_id, after_sequence)) as source:
+        async for event in source:
+            ctx.fresh_loaders()
+            yield mapping.event(event)

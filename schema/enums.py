@@ -5,7 +5,7 @@ from enum import Enum
 import strawberry
 
 
-# Values equal the stored (lower-case) values so domain rows serialize directly.
+# Values equal the stored (lower-case) values: mappers convert by value.
 @strawberry.enum
 class MessageRole(Enum):
     USER = "user"

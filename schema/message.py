@@ -2,15 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
 
-from models import Message as MessageRow
 from schema.enums import MessageRole
 from schema.pagination import PageInfo
-from services.pagination import Page
 
 
 @strawberry.type
@@ -29,16 +26,6 @@ class Usage:
     @strawberry.field
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
-
-    @classmethod
-    def of(cls, row: Any) -> Usage | None:
-        if row.input_tokens is None and row.output_tokens is None:
-            return None
-        return cls(
-            requests=row.requests or 0,
-            input_tokens=row.input_tokens or 0,
-            output_tokens=row.output_tokens or 0,
-        )
 
 
 @strawberry.type
@@ -62,16 +49,8 @@ class Message:
     processing_time_ms: int | None
     metadata: JSON
     created_at: datetime
-
-    @strawberry.field
-    def tool_calls(self, root: strawberry.Parent[MessageRow]) -> list[ToolCall]:
-        return [
-            ToolCall(id=c["id"], name=c["name"], arguments=c.get("arguments")) for c in root.tool_calls or []
-        ]
-
-    @strawberry.field
-    def usage(self, root: strawberry.Parent[MessageRow]) -> Usage | None:
-        return Usage.of(root) if root.role == "assistant" else None
+    tool_calls: list[ToolCall]
+    usage: Usage | None
 
 
 @strawberry.type
@@ -82,17 +61,6 @@ class MessageEdge:
 
 @strawberry.type
 class MessageConnection:
-    @strawberry.field
-    def edges(self, root: strawberry.Parent[Page[MessageRow]]) -> list[MessageEdge]:
-        return [
-            MessageEdge(cursor=c, node=m)  # type: ignore[arg-type]
-            for c, m in zip(root.cursors, root.items, strict=True)
-        ]
-
-    @strawberry.field
-    def page_info(self, root: strawberry.Parent[Page[MessageRow]]) -> PageInfo:
-        return PageInfo.of(root)
-
-    @strawberry.field
-    def total_count(self, root: strawberry.Parent[Page[MessageRow]]) -> int:
-        return root.total_count
+    edges: list[MessageEdge]
+    page_info: PageInfo
+    total_count: int

@@ -5,8 +5,7 @@ from datetime import datetime
 
 import strawberry
 
-from models import Run as RunRow
-from resolvers import runs as resolve
+from schema.context import Info
 from schema.enums import RunStatus
 from schema.message import ErrorInfo, Message, Usage
 
@@ -20,21 +19,15 @@ class Run:
     started_at: datetime
     finished_at: datetime | None
     cost: float | None
+    usage: Usage | None
+    error: ErrorInfo | None
+    user_message_id: strawberry.Private[uuid.UUID | None]
+    reply_id: strawberry.Private[uuid.UUID | None]
 
     @strawberry.field
-    def usage(self, root: strawberry.Parent[RunRow]) -> Usage | None:
-        return Usage.of(root)
-
-    @strawberry.field
-    def error(self, root: strawberry.Parent[RunRow]) -> ErrorInfo | None:
-        if root.error_code is None:
-            return None
-        return ErrorInfo(code=root.error_code, message=root.error_message or "")
-
-    @strawberry.field
-    async def user_message(self, root: strawberry.Parent[RunRow], info: strawberry.Info) -> Message | None:
-        return await resolve.message(info, root.user_message_id)  # type: ignore[return-value]
+    async def user_message(self, info: Info) -> Message | None:
+        return await info.context.message_by_id(self.user_message_id)
 
     @strawberry.field(description="the final ASSISTANT message")
-    async def reply(self, root: strawberry.Parent[RunRow], info: strawberry.Info) -> Message | None:
-        return await resolve.message(info, root.reply_id)  # type: ignore[return-value]
+    async def reply(self, info: Info) -> Message | None:
+        return await info.context.message_by_id(self.reply_id)

@@ -2,25 +2,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
 
-from models import Session as SessionRow
-from resolvers import runs as resolve_runs
-from resolvers import sessions as resolve
-from resolvers import stats as resolve_stats
 from schema.agent import Agent
+from schema.context import Info
 from schema.enums import MessageRole
 from schema.memory import MemoryEntry
 from schema.message import Message, MessageConnection
 from schema.pagination import PageInfo
 from schema.run import Run
 from schema.stats import SessionStats
-from services.pagination import Page
-
-Parent = strawberry.Parent[SessionRow]
 
 
 @strawberry.type
@@ -36,39 +29,39 @@ class Session:
     updated_at: datetime
     last_activity_at: datetime
     message_count: int
+    agent_id: strawberry.Private[uuid.UUID]
 
     @strawberry.field
-    async def agent(self, root: Parent, info: strawberry.Info) -> Agent:
-        return await resolve.agent_of(info, root)  # type: ignore[return-value]
+    async def agent(self, info: Info) -> Agent:
+        return await info.context.agent_by_id(self.agent_id)
 
     @strawberry.field
     async def messages(
         self,
-        root: Parent,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
         roles: list[MessageRole] | None = None,
     ) -> MessageConnection:
-        return await resolve.messages_of(info, root, first, after, last, before, roles)  # type: ignore[return-value]
+        return await info.context.session_messages(self.id, first, after, last, before, roles)
 
     @strawberry.field
-    async def stats(self, root: Parent, info: strawberry.Info) -> SessionStats:
-        return await resolve_stats.session_stats(info, root)  # type: ignore[return-value]
+    async def stats(self, info: Info) -> SessionStats:
+        return await info.context.session_stats(self.id)
 
     @strawberry.field(description="SESSION-scoped entries")
-    async def memory(self, root: Parent, info: strawberry.Info) -> list[MemoryEntry]:
-        return await resolve.memory_of(info, root)  # type: ignore[return-value]
+    async def memory(self, info: Info) -> list[MemoryEntry]:
+        return await info.context.session_memory(self.id)
 
     @strawberry.field(description="the reply being generated now")
-    async def active_run(self, root: Parent, info: strawberry.Info) -> Run | None:
-        return await resolve_runs.active_run(info, root.id)  # type: ignore[return-value]
+    async def active_run(self, info: Info) -> Run | None:
+        return await info.context.active_run(self.id)
 
     @strawberry.field(description="the conversation as pydantic-ai ModelMessage JSON")
-    async def history(self, root: Parent, info: strawberry.Info) -> JSON:
-        return cast(JSON, await resolve.history_of(info, root))
+    async def history(self, info: Info) -> JSON:
+        return await info.context.history(self.id)
 
 
 @strawberry.type
@@ -79,17 +72,9 @@ class SessionEdge:
 
 @strawberry.type
 class SessionConnection:
-    @strawberry.field
-    def edges(self, root: strawberry.Parent[Page[Any]]) -> list[SessionEdge]:
-        return [SessionEdge(cursor=c, node=s) for c, s in zip(root.cursors, root.items, strict=True)]
-
-    @strawberry.field
-    def page_info(self, root: strawberry.Parent[Page[Any]]) -> PageInfo:
-        return PageInfo.of(root)
-
-    @strawberry.field
-    def total_count(self, root: strawberry.Parent[Page[Any]]) -> int:
-        return root.total_count
+    edges: list[SessionEdge]
+    page_info: PageInfo
+    total_count: int
 
 
 @strawberry.type

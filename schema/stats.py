@@ -1,41 +1,24 @@
+"""Stats types, derived from the services' own definitions (``services.figures``)."""
+
 from __future__ import annotations
 
-from datetime import datetime
+# Strawberry reads inherited annotations in this module's namespace: they name these.
+from datetime import datetime  # noqa: F401
 
 import strawberry
 
 from schema.agent import Agent
+from services import figures
 
 
 @strawberry.type
-class SessionStats:
-    message_count: int
-    user_messages: int
-    assistant_messages: int
-    tool_calls: int
+class SessionStats(figures.SessionStats):
     errors: int = strawberry.field(description="failed runs")
-    input_tokens: int
-    output_tokens: int
-    total_cost: float
-    average_response_time_ms: float | None
-    first_message_at: datetime | None
-    last_activity_at: datetime
 
 
 @strawberry.type(description="the caller's usage over the last `days`")
-class UsageStats:
-    period_days: int
-    sessions: int
-    new_sessions: int
-    active_sessions: int
-    messages: int
-    user_messages: int
-    assistant_messages: int
-    errors: int
-    input_tokens: int
-    output_tokens: int
-    total_cost: float
-    last_activity_at: datetime | None
+class UsageStats(figures.UsageStats):
+    pass
 
 
 @strawberry.type

@@ -1,13 +1,18 @@
-"""Agent events as the services produce them (the schema maps each to a GraphQL type)."""
+"""Agent events as the services produce them.
+
+The GraphQL event types derive from these definitions, so this module imports nothing of the
+database at run time (rows are named for the type checker only).
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from models import Run
-from services.transcript import MessageRow
+if TYPE_CHECKING:
+    from models import Run
+    from services.transcript import MessageRow
 
 
 @dataclass

@@ -97,6 +97,11 @@ class Runtime:
         task.add_done_callback(self._spawned.discard)
         return task
 
+    @property
+    def busy(self) -> bool:
+        """Whether a task it was asked to run (a turn, closing sockets) is still going."""
+        return bool(self._spawned)
+
     def check_accepting(self) -> None:
         """New turns need a live process: not stopping, and holding its liveness lock."""
         if self.stopping:

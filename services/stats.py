@@ -37,46 +37,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from models import Agent, User
 from services.database import acquire, model_from
 from services.errors import BadInput
+from services.figures import SessionStats, UsageStats
 
 MAX_DAYS = 3650
 MAX_AGENTS = 100
-
-
-@dataclass
-class SessionStats:
-    message_count: int
-    user_messages: int
-    assistant_messages: int
-    tool_calls: int
-    errors: int
-    input_tokens: int
-    output_tokens: int
-    total_cost: float
-    average_response_time_ms: float | None
-    first_message_at: datetime | None
-    last_activity_at: datetime
-
-
-@dataclass
-class UsageStats:
-    period_days: int
-    sessions: int
-    new_sessions: int
-    active_sessions: int
-    messages: int
-    user_messages: int
-    assistant_messages: int
-    errors: int
-    input_tokens: int
-    output_tokens: int
-    total_cost: float
-    last_activity_at: datetime | None
 
 
 @dataclass

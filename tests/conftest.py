@@ -164,7 +164,7 @@ async def other_runtime(app: Any, settings: Any) -> AsyncIterator[Any]:
 
 @pytest.fixture(scope="session")
 def schema(settings: Any) -> Any:
-    from schema.build import build_schema
+    from resolvers.root import build_schema
 
     return build_schema(settings)
 

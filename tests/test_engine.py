@@ -118,10 +118,15 @@ async def test_a_caller_cancelled_at_any_moment_leaves_no_run_behind(api: Api, a
             await asyncio.sleep(0)
         caller.cancel()
         await asyncio.gather(caller, return_exceptions=True)
-        # Whatever the moment, the session is free again soon: no RUNNING run without a process.
-        await until(lambda: _idle(api, str(session)))
+        # Whatever the moment, the turn ends (or never began): no RUNNING run without a process.
+        await until(lambda: _settled(admin.runtime))
+        assert await _idle(api, str(session))
     result = await send(api, str(session), "still usable")
     assert result["run"]["status"] == "COMPLETED"
+
+
+async def _settled(rt: Any) -> bool:
+    return not rt.busy
 
 
 async def _user(api: Api) -> Any:

@@ -10,7 +10,7 @@ from tests.servers import ROOT
 
 
 def test_schema_file_is_current(settings: Any) -> None:
-    from schema.build import print_sdl
+    from resolvers.root import print_sdl
 
     committed = (ROOT / "schema.graphql").read_text()
     assert print_sdl(settings) == committed, "schema changed: run `parley schema > schema.graphql`"

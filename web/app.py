@@ -29,7 +29,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from resolvers.context import Context
-from schema.build import build_schema
+from resolvers.root import build_schema
 from schema.errors import with_code
 from services import agents, database, users
 from services.errors import ParleyError

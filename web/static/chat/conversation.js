@@ -76,6 +76,8 @@ function LiveReply({ run, messages }) {
   const text = run.text.startsWith(persisted) ? run.text.slice(persisted.length) : run.text;
   const answered = new Set(mine.filter((m) => m.role === "TOOL").map((m) => m.toolCallId));
   const calls = [...run.tools.values()].filter((call) => !answered.has(call.id));
+  // Everything said so far is a stored message already (the run is recording its end).
+  if (persisted && !text && !calls.length) return null;
   // Phase 2: a run waiting for approval shows its Approve/Deny prompt here.
   return html`<article class="message assistant live" aria-label="assistant" aria-busy="true">
     ${run.thinking && html`<${Thinking} text=${run.thinking} live=${!text} />`}

@@ -1,0 +1,291 @@
+"""The root types, bound to their resolvers, and the schema built from them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator, Iterator
+from functools import partial
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.scalars import JSON
+from strawberry.schema.config import StrawberryConfig
+
+from resolvers import agents, mapping, memory, messages, runs, sessions, stats, subscriptions
+from resolvers.context import Context
+from schema.agent import Agent
+from schema.enums import MemoryScope
+from schema.errors import Authenticate, ErrorCodes, is_expected
+from schema.events import AgentEvent
+from schema.inputs import (
+    AgentInput,
+    AgentUpdateInput,
+    CreateSessionInput,
+    MessageInput,
+    SessionFilter,
+    UpdateSessionInput,
+)
+from schema.memory import MemoryEntry
+from schema.message import Message, MessageConnection
+from schema.payloads import SendMessagePayload
+from schema.run import Run
+from schema.session import SearchHit, Session, SessionConnection
+from schema.stats import AgentUsage, UsageStats
+from schema.user import User
+from services.settings import Settings
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def viewer(self, info: Info) -> User:
+        return mapping.user(info.context.user)
+
+    @strawberry.field
+    async def agents(self, info: Info) -> list[Agent]:
+        return await agents.agent_list(info.context)
+
+    @strawberry.field
+    async def agent(self, info: Info, name: str) -> Agent | None:
+        return await agents.agent(info.context, name)
+
+    @strawberry.field
+    async def session(
+        self, info: Info, id: uuid.UUID | None = None, external_id: str | None = None
+    ) -> Session | None:
+        return await sessions.session(info.context, id, external_id)
+
+    @strawberry.field(description="most recent activity first")
+    async def sessions(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        filter: SessionFilter | None = None,
+    ) -> SessionConnection:
+        return await sessions.session_list(info.context, first, after, filter)
+
+    @strawberry.field
+    async def messages(
+        self,
+        info: Info,
+        session_id: uuid.UUID,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> MessageConnection:
+        return await messages.message_list(info.context, session_id, first, after, last, before)
+
+    @strawberry.field
+    async def run(self, info: Info, id: uuid.UUID) -> Run | None:
+        return await runs.run(info.context, id)
+
+    @strawberry.field
+    async def stats(self, info: Info, days: int | None = 30) -> UsageStats:
+        return await stats.usage(info.context, 30 if days is None else days)
+
+    @strawberry.field(description="admins: everyone's; others: their own")
+    async def popular_agents(
+        self, info: Info, days: int | None = 30, limit: int | None = 10
+    ) -> list[AgentUsage]:
+        return await stats.popular_agents(
+            info.context, 30 if days is None else days, 10 if limit is None else limit
+        )
+
+    @strawberry.field
+    async def memory(
+        self, info: Info, scope: MemoryScope | None = MemoryScope.USER, session_id: uuid.UUID | None = None
+    ) -> list[MemoryEntry]:
+        return await memory.entries(info.context, scope or MemoryScope.USER, session_id)
+
+    @strawberry.field
+    async def search_messages(
+        self, info: Info, query: str, first: int | None = 20, session_id: uuid.UUID | None = None
+    ) -> list[SearchHit]:
+        return await stats.search_messages(info.context, query, 20 if first is None else first, session_id)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def create_session(self, info: Info, input: CreateSessionInput) -> Session:
+        return await sessions.create(info.context, input)
+
+    @strawberry.mutation
+    async def get_or_create_session(
+        self, info: Info, external_id: str, agent_name: str | None = None
+    ) -> Session:
+        return await sessions.get_or_create(info.context, external_id, agent_name)
+
+    @strawberry.mutation
+    async def update_session(self, info: Info, id: uuid.UUID, input: UpdateSessionInput) -> Session:
+        return await sessions.update(info.context, id, input)
+
+    @strawberry.mutation
+    async def update_session_state(
+        self,
+        info: Info,
+        id: uuid.UUID,
+        set: JSON | None = None,
+        unset: list[str] | None = None,
+        expected_version: int | None = None,
+    ) -> Session:
+        return await sessions.update_state(info.context, id, set, unset, expected_version)
+
+    @strawberry.mutation
+    async def clear_session_history(self, info: Info, id: uuid.UUID) -> Session:
+        return await sessions.clear_history(info.context, id)
+
+    @strawberry.mutation
+    async def delete_session(self, info: Info, id: uuid.UUID) -> bool:
+        return await sessions.delete(info.context, id)
+
+    @strawberry.mutation
+    async def send_message(
+        self,
+        info: Info,
+        session_id: uuid.UUID,
+        content: str,
+        metadata: JSON | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendMessagePayload:
+        return await runs.send_message(info.context, session_id, content, metadata, idempotency_key)
+
+    @strawberry.mutation
+    async def add_messages(
+        self, info: Info, session_id: uuid.UUID, messages: list[MessageInput]
+    ) -> list[Message]:
+        return await _messages.add_messages(info.context, session_id, messages)
+
+    @strawberry.mutation
+    async def cancel_run(self, info: Info, id: uuid.UUID) -> Run:
+        return await runs.cancel_run(info.context, id)
+
+    @strawberry.mutation
+    async def save_memory(
+        self,
+        info: Info,
+        key: str,
+        value: JSON,
+        scope: MemoryScope | None = MemoryScope.USER,
+        session_id: uuid.UUID | None = None,
+    ) -> MemoryEntry:
+        return await memory.save(info.context, key, value, scope or MemoryScope.USER, session_id)
+
+    @strawberry.mutation
+    async def delete_memory(
+        self,
+        info: Info,
+        key: str,
+        scope: MemoryScope | None = MemoryScope.USER,
+        session_id: uuid.UUID | None = None,
+    ) -> bool:
+        return await memory.delete(info.context, key, scope or MemoryScope.USER, session_id)
+
+    @strawberry.mutation
+    async def clear_memory(
+        self, info: Info, scope: MemoryScope | None = None, session_id: uuid.UUID | None = None
+    ) -> int:
+        return await memory.clear(info.context, scope, session_id)
+
+    @strawberry.mutation(description="admin")
+    async def create_agent(self, info: Info, input: AgentInput) -> Agent:
+        return await agents.create(info.context, input)
+
+    @strawberry.mutation(description="admin")
+    async def update_agent(self, info: Info, name: str, input: AgentUpdateInput) -> Agent:
+        return await agents.update(info.context, name, input)
+
+    @strawberry.mutation(description="admin")
+    async def cleanup_sessions(self, info: Info, inactive_days: int) -> int:
+        return await stats.cleanup(info.context, inactive_days)
+
+
+_messages = messages  # the mutation's argument named `messages` shadows the module inside it
+
+
+@strawberry.type
+class Subscription:
+    # The resolvers' generators are returned as they are: no generator layer more per event.
+    @strawberry.subscription
+    def chat(
+        self,
+        info: Info,
+        session_id: uuid.UUID,
+        content: str,
+        metadata: JSON | None = None,
+        idempotency_key: str | None = None,
+    ) -> AsyncGenerator[AgentEvent]:
+        return subscriptions.chat(info.context, session_id, content, metadata, idempotency_key)
+
+    @strawberry.subscription
+    def session_events(
+        self, info: Info, session_id: uuid.UUID, after_sequence: int | None = None
+    ) -> AsyncGenerator[AgentEvent]:
+        return subscriptions.session_events(info.context, session_id, after_sequence)
+
+
+class _ParserCache(ParserCache):
+    """ParserCache that leaves a document it cannot parse to Strawberry's own parse step.
+
+    ParserCache parses inside its hook, so a syntax error (or the token/nesting limit)
+    escaped the operation and reached clients without an error code. Parsing again in
+    the operation reports it like any other request error.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        try:
+            yield from super().on_parse()
+        except GraphQLError:
+            self.execution_context.graphql_document = None
+            yield
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        # Strawberry logs every error with its traceback; NOT_FOUND or a bad token is no news.
+        super().process_errors([e for e in errors if not is_expected(e)], execution_context)
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    # The limiters' rule classes are made once: new classes per request would make every
+    # request miss the validation cache (its key includes the rules).
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    # Factories, not instances: every operation gets its own extension objects.
+    extensions: list[Any] = [
+        partial(ErrorCodes, hide_suggestions=not settings.introspection),
+        partial(AddValidationRules, rules),
+        partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
+        partial(_ParserCache, maxsize=256),
+        partial(ValidationCache, maxsize=256),
+        Authenticate,
+    ]
+    if not settings.introspection:
+        extensions.append(DisableIntrospection)
+    return _Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        config=StrawberryConfig(auto_camel_case=True),
+    )
+
+
+def print_sdl(settings: Settings) -> str:
+    return build_schema(settings).as_str() + "\n"
