@@ -86,6 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port or settings.port,
             workers=args.workers or settings.workers,
             log_level=settings.log_level,
+            # A protocol factory: uvicorn calls it like the class, though it types `http` as one.
             http=functools.partial(HeaderDeadlineProtocol, header_timeout_s=settings.header_timeout_s),  # type: ignore[arg-type]
             timeout_keep_alive=settings.keepalive_timeout_s,
             # The runtime ends running replies at the stop signal; this bounds what is left.

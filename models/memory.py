@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 from typing import Any
 
@@ -34,8 +35,8 @@ class MemoryEntry(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
-    user_id: Any
-    session_id: Any
+    user_id: uuid.UUID
+    session_id: uuid.UUID
 
     class Meta:
         table = "memory_entries"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 from typing import Any
 
@@ -46,7 +47,7 @@ class Message(Model):
     part_group = fields.IntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
-    session_id: Any
+    session_id: uuid.UUID
 
     class Meta:
         table = "messages"

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
-from typing import Any
 
 from tortoise import fields
 from tortoise.indexes import Index
@@ -43,7 +43,7 @@ class Run(Model):
     partial_text = fields.TextField(default="")
     partial_index = fields.IntField(default=0)
 
-    session_id: Any
+    session_id: uuid.UUID
 
     class Meta:
         table = "runs"

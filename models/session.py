@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from tortoise import fields
@@ -31,8 +32,8 @@ class Session(Model):
     updated_at = fields.DatetimeField(auto_now=True)
     last_activity_at = fields.DatetimeField(auto_now_add=True)
 
-    user_id: Any
-    agent_id: Any
+    user_id: uuid.UUID
+    agent_id: uuid.UUID
 
     class Meta:
         table = "sessions"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from strawberry.scalars import JSON
 
@@ -33,6 +33,9 @@ from services import events, figures, search, stats
 from services.pagination import Page
 from services.runs import TurnResult
 from services.transcript import MessageRow
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 T = TypeVar("T")
 
@@ -146,9 +149,9 @@ def session_page(page: Page[models.Session]) -> SessionConnection:
     return SessionConnection(edges=edges, page_info=_page_info(page), total_count=page.total_count)
 
 
-def _derived(cls: type[T], value: object) -> T:
+def _derived(cls: type[T], value: DataclassInstance) -> T:
     """A GraphQL type that derives from ``value``'s dataclass, with the same field values."""
-    return cls(**{f.name: getattr(value, f.name) for f in dataclasses.fields(value)})  # type: ignore[arg-type]
+    return cls(**{f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
 
 
 def session_stats(value: figures.SessionStats) -> SessionStats:

@@ -27,6 +27,7 @@ from schema.agent import Agent
 from schema.enums import MemoryScope
 from schema.errors import Authenticate, ErrorCodes, is_expected
 from schema.events import AgentEvent
+from schema.fields import described_field, described_mutation
 from schema.inputs import (
     AgentInput,
     AgentUpdateInput,
@@ -67,7 +68,7 @@ class Query:
     ) -> Session | None:
         return await sessions.session(info.context, id, external_id)
 
-    @strawberry.field(description="most recent activity first")
+    @described_field("most recent activity first")
     async def sessions(
         self,
         info: Info,
@@ -97,7 +98,7 @@ class Query:
     async def stats(self, info: Info, days: int | None = 30) -> UsageStats:
         return await stats.usage(info.context, 30 if days is None else days)
 
-    @strawberry.field(description="admins: everyone's; others: their own")
+    @described_field("admins: everyone's; others: their own")
     async def popular_agents(
         self, info: Info, days: int | None = 30, limit: int | None = 10
     ) -> list[AgentUsage]:
@@ -201,15 +202,15 @@ class Mutation:
     ) -> int:
         return await memory.clear(info.context, scope, session_id)
 
-    @strawberry.mutation(description="admin")
+    @described_mutation("admin")
     async def create_agent(self, info: Info, input: AgentInput) -> Agent:
         return await agents.create(info.context, input)
 
-    @strawberry.mutation(description="admin")
+    @described_mutation("admin")
     async def update_agent(self, info: Info, name: str, input: AgentUpdateInput) -> Agent:
         return await agents.update(info.context, name, input)
 
-    @strawberry.mutation(description="admin")
+    @described_mutation("admin")
     async def cleanup_sessions(self, info: Info, inactive_days: int) -> int:
         return await stats.cleanup(info.context, inactive_days)
 

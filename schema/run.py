@@ -7,6 +7,7 @@ import strawberry
 
 from schema.context import Info
 from schema.enums import RunStatus
+from schema.fields import described_field
 from schema.message import ErrorInfo, Message, Usage
 
 
@@ -28,6 +29,6 @@ class Run:
     async def user_message(self, info: Info) -> Message | None:
         return await info.context.message_by_id(self.user_message_id)
 
-    @strawberry.field(description="the final ASSISTANT message")
+    @described_field("the final ASSISTANT message")
     async def reply(self, info: Info) -> Message | None:
         return await info.context.message_by_id(self.reply_id)

@@ -9,6 +9,7 @@ from strawberry.scalars import JSON
 from schema.agent import Agent
 from schema.context import Info
 from schema.enums import MessageRole
+from schema.fields import described_field
 from schema.memory import MemoryEntry
 from schema.message import Message, MessageConnection
 from schema.pagination import PageInfo
@@ -51,15 +52,15 @@ class Session:
     async def stats(self, info: Info) -> SessionStats:
         return await info.context.session_stats(self.id)
 
-    @strawberry.field(description="SESSION-scoped entries")
+    @described_field("SESSION-scoped entries")
     async def memory(self, info: Info) -> list[MemoryEntry]:
         return await info.context.session_memory(self.id)
 
-    @strawberry.field(description="the reply being generated now")
+    @described_field("the reply being generated now")
     async def active_run(self, info: Info) -> Run | None:
         return await info.context.active_run(self.id)
 
-    @strawberry.field(description="the conversation as pydantic-ai ModelMessage JSON")
+    @described_field("the conversation as pydantic-ai ModelMessage JSON")
     async def history(self, info: Info) -> JSON:
         return await info.context.history(self.id)
 

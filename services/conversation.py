@@ -51,7 +51,8 @@ class RowDraft:
 
 
 def dump(message: ModelMessage) -> dict[str, Any]:
-    return ModelMessagesTypeAdapter.dump_python([message], mode="json")[0]
+    dumped: dict[str, Any] = ModelMessagesTypeAdapter.dump_python([message], mode="json")[0]
+    return dumped
 
 
 def _text(content: Any) -> str:
@@ -171,7 +172,8 @@ def _merged(rows: list[StoredRow]) -> list[str]:
 
 def to_history_json(rows: list[StoredRow]) -> list[dict[str, Any]]:
     """ModelMessage JSON (as ``ModelMessagesTypeAdapter.dump_python(..., mode="json")``)."""
-    return json.loads("[" + ",".join(_merged(rows)) + "]")
+    history: list[dict[str, Any]] = json.loads("[" + ",".join(_merged(rows)) + "]")
+    return history
 
 
 class HistoryCache:

@@ -82,10 +82,10 @@ def asyncpg_dsn(database_url: str) -> str:
 @contextlib.contextmanager
 def embedded_postgres(data_dir: Path) -> Iterator[str]:
     """Start (or join) an embedded PostgreSQL under ``data_dir``; stop it on exit."""
-    import pgserver  # imported lazily: only the embedded path needs it
+    from pgserver.postgres_server import get_server  # lazily: only the embedded path needs it
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir.resolve(), cleanup_mode="stop")
+    server = get_server(data_dir.resolve(), cleanup_mode="stop")
     try:
         yield server.get_uri()
     finally:
@@ -148,7 +148,9 @@ async def ping() -> bool:
     return True
 
 
-def model_from(model: type[M], record: Mapping[str, Any]) -> M:
+def model_from(model: type[M], record: asyncpg.Record | Mapping[str, Any] | None) -> M:
     """A model instance from a raw record's columns, as Tortoise itself builds them from rows."""
+    if record is None:
+        raise LookupError(f"no {model.__name__} row")  # the caller's statement returned nothing
     fields = model._meta.fields_db_projection  # private: column names of the model's fields
     return model._init_from_db(**{name: record[name] for name in fields if name in record})

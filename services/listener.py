@@ -101,10 +101,10 @@ class Listener:
         return self._conn.get_server_pid() if self._conn is not None else None
 
 
-def _dispatch(handler: Handler) -> Callable[[object, int, str, str], None]:
-    def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+def _dispatch(handler: Handler) -> Callable[[object, int, str, object], None]:
+    def on_notify(_conn: object, _pid: int, _channel: str, payload: object) -> None:
         try:
-            handler(payload)
+            handler(str(payload))
         except Exception:  # one bad notification must not stop the others
             log.exception("a notification could not be handled")
 

@@ -13,6 +13,7 @@ import secrets
 import uuid
 
 import jwt
+from jwt.types import Options
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -148,7 +149,7 @@ async def _user_from_jwt(token: str, settings: Settings) -> User:
         required.append("aud")
     if settings.jwt_issuer:
         required.append("iss")
-    options = {"require": required, "verify_aud": bool(settings.jwt_audience)}
+    options: Options = {"require": required, "verify_aud": bool(settings.jwt_audience)}
     claims = None
     for key, algorithms in keys:
         try:
@@ -158,7 +159,7 @@ async def _user_from_jwt(token: str, settings: Settings) -> User:
                 algorithms=algorithms,
                 audience=settings.jwt_audience,
                 issuer=settings.jwt_issuer,
-                options=options,  # type: ignore[arg-type]
+                options=options,
             )
             break
         except jwt.PyJWTError:

@@ -88,7 +88,7 @@ class ParleyGraphQL(GraphQLOverHTTP[Context, None]):
             result.errors = [with_code(error) for error in result.errors]
         return await super().process_result(request, result)
 
-    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:  # type: ignore[override]
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         if self.runtime is None:
             raise RuntimeError("the app's lifespan has not started its runtime")
         return Context(self.runtime, request.headers.get("authorization"), request)
@@ -96,7 +96,7 @@ class ParleyGraphQL(GraphQLOverHTTP[Context, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(self._page)
 
-    async def on_ws_connect(self, context: Context) -> Any:  # type: ignore[override]
+    async def on_ws_connect(self, context: Context) -> Any:
         params = getattr(context, "connection_params", None)
         if isinstance(params, dict):
             for key, value in params.items():
@@ -109,7 +109,7 @@ class ParleyGraphQL(GraphQLOverHTTP[Context, None]):
         await context.hold_socket(user)  # TooManyConnections closes the socket with 4429
         return await super().on_ws_connect(context)
 
-    async def run(self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET) -> Any:  # type: ignore[override]
+    async def run(self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         # Operations run over POST and WebSocket only: GET serves GraphiQL and nothing else, so
         # no link or image tag can start a subscription (or anything with a side effect).
         if isinstance(request, Request) and request.method == "GET" and not _wants_html(request):

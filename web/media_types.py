@@ -174,6 +174,7 @@ class GraphQLOverHTTP(GraphQL[ContextT, RootValueT]):
     POST and gives ``application/graphql-response+json`` its status codes.
     """
 
+    # Strawberry's `run` is overloaded per request kind; this one signature serves both kinds.
     async def run(  # type: ignore[override]
         self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET
     ) -> Response | WebSocket:

@@ -21,6 +21,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self._header_timeout_s = header_timeout_s
         self._header_timer: asyncio.TimerHandle | None = None
 
+    # uvicorn narrows asyncio.Protocol's BaseTransport to Transport the same way (and ignores it too).
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()

@@ -37,7 +37,7 @@ class RunHandle:
 
     @property
     def session_id(self) -> uuid.UUID:
-        return self.run.session_id  # type: ignore[no-any-return]
+        return self.run.session_id
 
     def add_text(self, delta: str) -> None:
         self._chunks.append(delta)
