@@ -261,7 +261,9 @@ class _Schema(strawberry.Schema):
         super().process_errors([e for e in errors if not is_expected(e)], execution_context)
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
+def build_schema(settings: Settings, execution_context_class: type[Any] | None = None) -> strawberry.Schema:
+    """The schema; ``execution_context_class``: graphql-core's executor for it (the web layer
+    passes one that renders subscription events by compiled projection)."""
     # The limiters' rule classes are made once: new classes per request would make every
     # request miss the validation cache (its key includes the rules).
     rules = [
@@ -285,6 +287,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),
+        execution_context_class=execution_context_class,
     )
 
 

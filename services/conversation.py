@@ -8,6 +8,7 @@ A request with several parts (parallel tool returns) becomes several rows sharin
 from __future__ import annotations
 
 import json
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ class RowDraft:
     cost: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     grouped: bool = False  # shares its pydantic-ai message with the previous draft
+    id: uuid.UUID = field(default_factory=uuid.uuid4)  # known before it is stored
 
     @property
     def model_message_json(self) -> str:

@@ -7,6 +7,11 @@ few notifications as fit. A run's last events go out in the same commit as its f
 A watcher joining on another process reads ``partial_text`` as its snapshot; large text
 travels as a range into it instead of inline, keeping payloads under PostgreSQL's 8,000 bytes.
 
+Nothing is flushed for a run while no other process watches its session: a watcher on another
+process announces itself (``services/notices.py``, renewed every few seconds) and from the
+next tick on, its session's runs are flushed from their first event. A run's end is always
+told (without its text, which its stored messages carry, when nobody watched).
+
 Only one flush is ever in flight. What a flush takes is given back if it fails (text offsets
 advance only once the text is stored), so a failed flush delays events but never loses or
 misplaces them. Incoming notifications wait in a bounded inbox drained by one task; past its
@@ -41,6 +46,9 @@ MAX_INLINE_TEXT = 2000
 INBOX_LIMIT = 10_000
 
 
+WATCH_TTL_S = 15.0  # a watch announcement holds this long (watchers renew it every few seconds)
+
+
 @dataclass
 class _Pending:
     session_id: uuid.UUID
@@ -49,6 +57,12 @@ class _Pending:
     index: int = 0  # model text deltas included in the items so far
     ephemeral: bool = False  # events outside a run: nothing to keep once sent
     ranged: bool = False  # a notification pointed into runs.partial_text: keep it after the run
+    tail: list[str] = field(default_factory=list)  # text deltas after the last item, joined when taken
+
+    def close_tail(self) -> None:
+        if self.tail:
+            self.items.append({"kind": "text", "index": self.index, "text": "".join(self.tail)})
+            self.tail.clear()
 
 
 @dataclass
@@ -90,24 +104,41 @@ class Fanout:
         self._inbox: deque[str] = deque()
         self._inbox_ready = asyncio.Event()
         self._overflowed = False
+        self._watched_elsewhere: dict[uuid.UUID, float] = {}  # session → until when (loop time)
 
     # --- publishing (runs of this process) -------------------------------------------------
 
     def publish(self, session_id: uuid.UUID, run_id: uuid.UUID, event: events.AgentEvent) -> None:
+        if run_id == session_id and not self.watched_elsewhere(session_id):
+            return  # events outside a run that no other process follows: nothing to tell
         pending = self._pending.get(run_id)
         if pending is None:
             pending = self._pending[run_id] = _Pending(session_id, ephemeral=run_id == session_id)
         if isinstance(event, events.TextDelta):
-            last = pending.items[-1] if pending.items else None
-            if last is not None and last["kind"] == "text":
-                last["text"] += event.delta  # consecutive deltas travel as one
-                last["index"] = event.index
-            else:
-                pending.items.append({"kind": "text", "index": event.index, "text": event.delta})
+            pending.tail.append(event.delta)  # consecutive deltas travel as one
             pending.index = event.index
         elif (item := wire.compact(event)) is not None:
+            pending.close_tail()
             pending.items.append(item)
-        self._wake.set()
+        if self.watched_elsewhere(session_id):
+            self._wake.set()
+
+    def watched_elsewhere(self, session_id: uuid.UUID) -> bool:
+        until = self._watched_elsewhere.get(session_id)
+        if until is None:
+            return False
+        if until < asyncio.get_running_loop().time():
+            del self._watched_elsewhere[session_id]
+            return False
+        return True
+
+    def note_watching(self, session_ids: list[uuid.UUID]) -> None:
+        """Another process watches these sessions: their runs' events go out from now on."""
+        until = asyncio.get_running_loop().time() + WATCH_TTL_S
+        for session_id in session_ids:
+            self._watched_elsewhere[session_id] = until
+        if any(p.session_id in self._watched_elsewhere for p in self._pending.values()):
+            self._wake.set()
 
     def forget(self, run_id: uuid.UUID) -> None:
         """The run ended and its last events went out (or it vanished)."""
@@ -129,7 +160,8 @@ class Fanout:
         # so a full pool can never leave the lock's holder waiting for one.
         try:
             async with acquire() as conn, self._lock:
-                batch = self._take(list(self._pending))
+                watched = [r for r, p in self._pending.items() if self.watched_elsewhere(p.session_id)]
+                batch = self._take(watched)
                 try:
                     await self._send(conn, batch)
                 except BaseException:
@@ -157,6 +189,9 @@ class Fanout:
         assert self._lock.locked(), "send_run needs fanout.exclusive()"
         extra = [item for item in map(wire.compact, last) if item is not None]
         batch = self._take([run_id])
+        if batch.taken and not self.watched_elsewhere(session_id):
+            # Nobody elsewhere followed the run: its end is told, its text is in its messages.
+            batch.taken[0].items = [i for i in batch.taken[0].items if i["kind"] != "text"]
         if not batch.taken:
             pending = self._pending.setdefault(run_id, _Pending(session_id))
             batch.taken.append(_Taken(run_id, pending, [], pending.offset))
@@ -171,6 +206,11 @@ class Fanout:
         the flusher holds it while it updates run rows, so the other order would deadlock.
         """
         return self._lock
+
+    def stored_text(self, run_id: uuid.UUID, batch: Batch) -> bool:
+        """Whether the run's text went into ``runs.partial_text`` (before, or with ``batch``)."""
+        pending = self._pending.get(run_id)
+        return (pending is not None and pending.offset > 0) or any(t.text for t in batch.taken)
 
     def ranged(self, run_id: uuid.UUID) -> bool:
         """Whether a notification of the run pointed into its ``partial_text`` (keep that text)."""
@@ -194,6 +234,8 @@ class Fanout:
         taken: list[_Taken] = []
         for run_id in run_ids:
             pending = self._pending.get(run_id)
+            if pending is not None:
+                pending.close_tail()
             if pending is not None and pending.items:
                 items, pending.items = pending.items, []
                 taken.append(_Taken(run_id, pending, items, pending.offset))

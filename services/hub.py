@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from services.events import (
@@ -146,13 +146,17 @@ def run_of(event: AgentEvent) -> uuid.UUID | None:
 class Hub:
     """This process's watchers of each session (other processes' events arrive via the fan-out)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_first_watcher: Callable[[uuid.UUID], None] | None = None) -> None:
         self._watchers: dict[uuid.UUID, set[Watcher]] = defaultdict(set)
+        self._on_first_watcher = on_first_watcher  # other processes learn who watches what
 
     @contextmanager
     def watch(self, session_id: uuid.UUID, *, hold: bool = False) -> Iterator[Watcher]:
         watcher = Watcher(session_id, hold=hold)
+        first = session_id not in self._watchers
         self._watchers[session_id].add(watcher)
+        if first and self._on_first_watcher is not None:
+            self._on_first_watcher(session_id)
         try:
             yield watcher
         finally:

@@ -66,3 +66,14 @@ async def reap(conn: asyncpg.Connection) -> list[EndedRun]:
         INTERRUPTED_MESSAGE,
     )
     return [EndedRun(r["id"], r["session_id"]) for r in rows]
+
+
+KEPT_TEXT_MINUTES = 10  # a lagging receiver reads a text range long before this
+
+
+async def forget_kept_text(conn: asyncpg.Connection) -> None:
+    """Drop the streamed text that ended runs kept for late readers of their notifications."""
+    await conn.execute(
+        f"""UPDATE runs SET partial_text = '' WHERE partial_text <> '' AND status <> 'running'
+            AND finished_at < now() - interval '{KEPT_TEXT_MINUTES} minutes'"""
+    )

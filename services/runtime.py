@@ -46,6 +46,7 @@ from services.settings import Settings
 log = logging.getLogger("parley.runtime")
 
 LAG_PROBE_S = 0.02
+WATCH_RENEW_S = 5.0  # under the fan-out's WATCH_TTL_S
 STOP_RUNS_S = 7.0  # a clean stop must end within 10 s; replies get most of it to record their ends
 
 
@@ -55,7 +56,7 @@ class Runtime:
         self.limits = Limits.of(settings)
         self.owner_key = secrets.randbits(62)
         self.db = Database(database_url, settings.pool_size)
-        self.hub = Hub()
+        self.hub = Hub(on_first_watcher=self._watch_started)
         self.fanout = Fanout(self.owner_key, self.hub)
         self.runs = RunRegistry()
         self.connections = Connections(self.owner_key, settings.max_connections_per_user)
@@ -78,6 +79,8 @@ class Runtime:
         self.stopping = False
         self._group: asyncio.TaskGroup | None = None
         self._spawned: set[asyncio.Task[None]] = set()
+        self._new_watches: set[uuid.UUID] = set()
+        self._announce = asyncio.Event()
 
     # --- what services use -----------------------------------------------------------------
 
@@ -128,6 +131,7 @@ class Runtime:
                         self._background(self.fanout.run_drain(), "parley-inbox"),
                         self._background(self._watch_lag(), "parley-lag"),
                         self._background(self._reaper(), "parley-reaper"),
+                        self._background(self._announce_watching(), "parley-watching"),
                     ]
                     if self.settings.retention_days is not None:
                         loop = retention.sweep_forever(
@@ -180,10 +184,15 @@ class Runtime:
             self.loop_lag = 0.8 * self.loop_lag + 0.2 * late
 
     async def _reaper(self) -> None:
+        rounds = 0
         while True:
             await asyncio.sleep(liveness.REAP_EVERY_S)
+            rounds += 1
             try:
                 await self._reap()
+                if rounds % 60 == 0:
+                    async with acquire() as conn:
+                        await liveness.forget_kept_text(conn)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database is away: the next round tries again
@@ -202,6 +211,32 @@ class Runtime:
         for run in await Run.filter(id__in=[e.run_id for e in ended]):
             self.hub.deliver(run.session_id, events.RunFinished(run))
 
+    def _watch_started(self, session_id: uuid.UUID) -> None:
+        self._new_watches.add(session_id)
+        self._announce.set()
+
+    async def _announce_watching(self) -> None:
+        """Tell the other processes which sessions this one watches: new ones at once, all of
+        them every WATCH_RENEW_S (a watch announcement expires unless renewed)."""
+        loop = asyncio.get_running_loop()
+        renew_at = loop.time() + WATCH_RENEW_S
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._announce.wait(), max(renew_at - loop.time(), 0.0))
+            self._announce.clear()
+            if loop.time() >= renew_at:
+                sessions, renew_at = self.hub.sessions(), loop.time() + WATCH_RENEW_S
+            else:
+                sessions = list(self._new_watches)
+            self._new_watches.clear()
+            if not sessions:
+                continue
+            try:
+                async with acquire() as conn:
+                    await notices.watching(conn, self.owner_key, sessions)
+            except Exception:  # the next renewal tries again
+                log.debug("could not announce watched sessions", exc_info=True)
+
     # --- notifications ----------------------------------------------------------------------
 
     def _on_cancel(self, payload: str) -> None:
@@ -215,6 +250,8 @@ class Runtime:
 
     def _on_control(self, payload: str) -> None:
         notice = notices.parse_control(payload)
+        if notice.watching and notice.owner != self.owner_key:
+            self.fanout.note_watching(notice.watching)
         for session_id in notice.sessions_deleted:
             self.hub.end_session(session_id)
         if notice.user_gone is not None and not self.stopping:

@@ -37,6 +37,8 @@ class _Cursor:
     announced: set[uuid.UUID] = field(default_factory=set)  # runs whose RunStarted was sent
     text_index: dict[uuid.UUID, int] = field(default_factory=dict)
     finished: set[uuid.UUID] = field(default_factory=set)
+    # Runs joined on another process before it told any text: its first delta holds all of it.
+    awaiting_snapshot: set[uuid.UUID] = field(default_factory=set)
 
     def admit(self, event: events.AgentEvent) -> bool:
         """Whether a live event is new to this client (and note it)."""
@@ -104,6 +106,10 @@ async def _join_running(
         if index > cursor.text_index.get(run.id, 0):
             cursor.text_index[run.id] = index
             yield events.TextSnapshot(run.id, index, text)
+        elif run.id not in local and index == 0:
+            # Its owner flushes only once it hears of a watcher elsewhere (services/fanout.py),
+            # and then from the run's first delta: that first delta is the snapshot.
+            cursor.awaiting_snapshot.add(run.id)
 
 
 async def _resync(cursor: _Cursor, only_run: uuid.UUID | None = None) -> AsyncGenerator[events.AgentEvent]:
@@ -155,7 +161,11 @@ async def _live(
             watcher.absorb(item)
             cursor.text_index[item.run_id] = item.index
             last_text = loop.time()
-            yield item
+            if item.run_id in cursor.awaiting_snapshot:
+                cursor.awaiting_snapshot.discard(item.run_id)
+                yield events.TextSnapshot(item.run_id, item.index, item.delta)
+            else:
+                yield item
             continue
         if cursor.admit(item):
             yield item

@@ -142,7 +142,7 @@ async def append(
         grouped_next = i + 1 < len(drafts) and drafts[i + 1].grouped
         if not d.grouped:
             group = seq if grouped_next else None
-        ids.append(uuid.uuid4())
+        ids.append(d.id)
         seqs.append(seq)
         groups.append(group)
     records = await conn.fetch(

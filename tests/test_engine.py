@@ -158,7 +158,7 @@ async def test_losing_the_liveness_lock_stops_the_runs_and_refuses_turns(
     session = uuid.UUID(await session_of(api, await agent_with(admin, stream)))
     user = await _user(api)
     started = await runs.start_turn(other_runtime, user, session, "go", None, None)
-    await until(lambda: _said(sql, started.run.id, "first words"))
+    await until(lambda: _said(started, "first words"))
     # The other process loses its connection (and with it, its liveness lock).
     await sql.execute("SELECT pg_terminate_backend($1)", other_runtime.listener.backend_pid)
     assert started.handle is not None
@@ -179,9 +179,9 @@ async def test_losing_the_liveness_lock_stops_the_runs_and_refuses_turns(
     await asyncio.wait_for(again.handle.done.wait(), 10)
 
 
-async def _said(sql: asyncpg.Connection, run_id: uuid.UUID, text: str) -> bool:
-    partial = await sql.fetchval("SELECT partial_text FROM runs WHERE id = $1", run_id)
-    return text in (partial or "")
+async def _said(started: Any, text: str) -> bool:
+    """Whether the run (in this process) has said ``text`` so far."""
+    return started.handle is not None and text in started.handle.text
 
 
 async def _connected(rt: Any) -> bool:
@@ -249,12 +249,13 @@ async def test_a_failed_flush_keeps_text_ranges_aligned(
 ) -> None:
     """A flush that fails is given back whole: large text sent later still points at the right
     characters, and a watcher on another process gets every character exactly once."""
-    gate = asyncio.Event()
+    first, rest = asyncio.Event(), asyncio.Event()
     chunks = [f"<{i}>" + "z" * 2500 for i in range(4)]  # each too large to travel inline
 
     async def stream(messages: list[ModelMessage], info: Any) -> AsyncIterator[str]:
+        await first.wait()
         yield chunks[0]
-        await gate.wait()
+        await rest.wait()
         for chunk in chunks[1:]:
             yield chunk
 
@@ -271,6 +272,7 @@ async def test_a_failed_flush_keeps_text_ranges_aligned(
         try:
             async with blocker.transaction():
                 await blocker.execute("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE", started.run.id)
+                first.set()  # the run speaks only now: its first flush must wait for the row
                 await until(lambda: _flush_waiting(sql))
                 await sql.execute(
                     """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
@@ -280,7 +282,7 @@ async def test_a_failed_flush_keeps_text_ranges_aligned(
                 assert await _flushes_waiting(sql) <= 1
         finally:
             await blocker.close()
-        gate.set()
+        rest.set()
         text = ""
         async with asyncio.timeout(20):
             async for event in events:
@@ -495,7 +497,7 @@ async def test_a_stopped_runtime_leaves_no_task_and_no_running_reply(
     ).running() as rt:
         rt.models = admin.runtime.models
         started = await runs.start_turn(rt, user, session, "go", None, None)
-        await until(lambda: _said(sql, started.run.id, "started"))
+        await until(lambda: _said(started, "started"))
         owned = {t for t in asyncio.all_tasks() - before if t.get_name().startswith("parley-")}
         assert {t.get_name() for t in owned} >= {
             "parley-turn",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import Api
-from tests.servers import parley_server
+from tests.servers import Server, parley_server
 from tests.test_processes import ACTIVE, SEND, active_run, ok, post, slow_session
 from tests.wsclient import WATCH, GraphQLWS
 
@@ -30,7 +29,7 @@ async def test_a_clean_stop_ends_its_replies_interrupted_within_10_s(
     with parley_server(database_url, tmp_path, "stopping") as server:
         turn = asyncio.ensure_future(post(server, api.token, SEND, {"s": sid, "c": "count 3000"}))
         run_id = await active_run(server, api.token, sid)
-        await _until_text(api, run_id)
+        await _until_text(server, api.token, sid)
         stopped_at = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         await asyncio.to_thread(server.process.wait, 15)
@@ -43,17 +42,12 @@ async def test_a_clean_stop_ends_its_replies_interrupted_within_10_s(
     assert run["reply"] is not None and run["reply"]["content"].startswith("w0 ")  # the partial text
 
 
-async def _until_text(api: Api, run_id: str) -> None:
-    """Until the run has said something (its partial text is stored every few ms)."""
-    from services.database import acquire
-
-    async with asyncio.timeout(20):
-        while True:  # the condition lives in the database
-            async with acquire() as conn:
-                text = await conn.fetchval("SELECT partial_text FROM runs WHERE id = $1", uuid.UUID(run_id))
-            if text:
+async def _until_text(server: Server, token: str, sid: str) -> None:
+    """Until the run has said something, as a watcher on its own process sees it."""
+    async with GraphQLWS(server.ws_url, token) as watcher:
+        async for data in watcher.events(await watcher.subscribe(WATCH, {"s": sid})):
+            if data["sessionEvents"]["__typename"] in ("TextSnapshot", "TextDelta"):
                 return
-            await asyncio.sleep(0.02)
 
 
 async def test_a_killed_owner_ends_its_run_for_watchers_on_other_processes_in_seconds(
@@ -117,7 +111,7 @@ async def test_cancelling_the_run_of_a_stuck_process_ends_it_anyway(
     ):
         turn = asyncio.ensure_future(post(stuck, api.token, SEND, {"s": sid, "c": "count 3000"}))
         run_id = await active_run(stuck, api.token, sid)
-        await _until_text(api, run_id)
+        await _until_text(stuck, api.token, sid)
         stuck.process.send_signal(signal.SIGSTOP)
         try:
             started = time.monotonic()

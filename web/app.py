@@ -36,6 +36,7 @@ from services.errors import ParleyError
 from services.runtime import Runtime
 from services.settings import Settings, get_settings
 from web.chat import chat_routes
+from web.executor import ProjectingExecutor
 from web.graphiql import STATIC_DIR, graphiql_html
 from web.media_types import GraphQLOverHTTP
 from web.request_limits import RequestLimits
@@ -53,7 +54,7 @@ class ParleyGraphQL(GraphQLOverHTTP[Context, None]):
         self.settings = settings
         self.runtime: Runtime | None = None  # set by the app's lifespan
         super().__init__(
-            build_schema(settings),
+            build_schema(settings, execution_context_class=ProjectingExecutor),
             graphql_ide="graphiql" if settings.graphiql else None,
             allow_queries_via_get=False,
             keep_alive=True,  # pings keep idle proxies from closing quiet sockets

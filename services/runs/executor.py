@@ -39,7 +39,7 @@ from pydantic_ai.usage import RunUsage
 
 from models import Agent, Role, Run, RunStatus
 from services import events
-from services.conversation import drafts_from, dump, window
+from services.conversation import RowDraft, drafts_from, dump, window
 from services.database import acquire, model_from
 from services.errors import RunGone
 from services.memory import MemoryBounds
@@ -114,8 +114,11 @@ class Execution:
                         async with node.stream(agent_run.ctx) as stream:
                             async for event in stream:
                                 relay(event)
-                        await self._persist(agent_run.new_messages())
                     elif PydanticAgent.is_call_tools_node(node):
+                        # Tool calls are stored before any tool runs (a reply of text alone is
+                        # stored with the run's end, in one transaction).
+                        if any(isinstance(p, ToolCallPart) for p in node.model_response.parts):
+                            await self._persist(agent_run.new_messages())
                         async with node.stream(agent_run.ctx) as stream:
                             async for event in stream:
                                 relay(event)
@@ -174,27 +177,30 @@ class Execution:
         pending = new[self.stored.count :]
         if not pending:
             return
+        drafts = self._drafts(pending)
         async with acquire() as conn, conn.transaction():
-            added, reply = await self._store(conn, pending, guard=True)
-        self._stored_more(len(pending), added, reply)
+            added = await self._write(conn, pending, drafts, guard=True)
+        self._stored_more(len(pending), added, _reply_of(added))
         for message in added:
             self.rt.emit(self.session_id, events.MessageAdded(message))
 
-    async def _store(
-        self, conn: asyncpg.Connection, pending: list[ModelMessage], *, guard: bool
-    ) -> tuple[list[MessageRow], MessageRow | None]:
-        rest = pending
+    def _drafts(self, pending: list[ModelMessage]) -> list[RowDraft]:
+        """Rows for the new messages (the user's own request, first of all, has its row already)."""
+        rest = pending[1:] if self.stored.count == 0 else pending
+        return [d for m in rest for d in drafts_from(m)]
+
+    async def _write(
+        self, conn: asyncpg.Connection, pending: list[ModelMessage], drafts: list[RowDraft], *, guard: bool
+    ) -> list[MessageRow]:
         if self.stored.count == 0:
             # The user's request as pydantic-ai built it (instructions, run id): same turn, same row.
-            first, rest = pending[0], pending[1:]
             await conn.execute(
                 "UPDATE messages SET model_message = $2 WHERE id = $1",
                 self.stored.user_message.id,
-                json.dumps(dump(first), separators=(",", ":"), ensure_ascii=False),
+                json.dumps(dump(pending[0]), separators=(",", ":"), ensure_ascii=False),
             )
-        drafts = [d for m in rest for d in drafts_from(m)]
         elapsed = int((time.monotonic() - self.started) * 1000)
-        added = await append(
+        return await append(
             conn,
             self.session_id,
             drafts,
@@ -202,9 +208,6 @@ class Execution:
             processing_time_ms=elapsed,
             guard_run=self.run_id if guard else None,
         )
-        # The reply is text; a message that only calls tools is not.
-        reply = next((m for m in reversed(added) if m.role is Role.ASSISTANT and m.content), None)
-        return added, reply
 
     def _stored_more(self, count: int, added: list[MessageRow], reply: MessageRow | None) -> None:
         self.stored.count += count
@@ -250,23 +253,20 @@ class Execution:
     ) -> None:
         rt = self.rt
         pending = final[self.stored.count :]
+        drafts = self._drafts(pending) if pending else []
+        # The reply is text; a message that only calls tools is not.
+        drafted = next((d for d in reversed(drafts) if d.role is Role.ASSISTANT and d.content), None)
+        reply_id = (
+            drafted.id if drafted is not None else (self.stored.reply.id if self.stored.reply else None)
+        )
         batch = None
         try:
             async with acquire() as conn, rt.fanout.exclusive(), conn.transaction():
-                # The run row's lock first: no reaper or forced cancel may end it meanwhile.
-                current = await conn.fetchval("SELECT status FROM runs WHERE id = $1 FOR UPDATE", self.run_id)
-                if current != RunStatus.RUNNING.value:
-                    raise RunGone(f"run {self.run_id} was ended elsewhere")
-                added, reply = await self._store(conn, pending, guard=False) if pending else ([], None)
-                reply = reply or self.stored.reply
-                extra: list[events.AgentEvent] = [events.MessageAdded(m) for m in added]
-                extra.append(events.RunFinished(self.handle.run))
-                batch = await rt.fanout.send_run(self.session_id, self.run_id, conn, extra)
+                # First the run row: ended here, unless it was ended elsewhere (then nothing is written).
                 record = await conn.fetchrow(
                     """UPDATE runs SET status = $2, finished_at = now(), requests = $3, input_tokens = $4,
-                           output_tokens = $5, cost = $6, error_code = $7, error_message = $8, reply_id = $9,
-                           partial_text = CASE WHEN $10 THEN partial_text ELSE '' END
-                       WHERE id = $1 RETURNING *""",
+                           output_tokens = $5, cost = $6, error_code = $7, error_message = $8, reply_id = $9
+                       WHERE id = $1 AND status = 'running' RETURNING *""",
                     self.run_id,
                     status.value,
                     usage.requests if usage else None,
@@ -275,17 +275,27 @@ class Execution:
                     _cost(usage),
                     error.code if error else None,
                     error.message if error else None,
-                    reply.id if reply is not None and _has_reply(status, error) else None,
-                    rt.fanout.ranged(self.run_id) or batch.has_ranges(),
+                    reply_id if _has_reply(status, error) else None,
                 )
+                if record is None:
+                    raise RunGone(f"run {self.run_id} was ended elsewhere")
+                added = await self._write(conn, pending, drafts, guard=False) if pending else []
+                run = model_from(Run, record)
+                last: list[events.AgentEvent] = [events.MessageAdded(m) for m in added]
+                last.append(events.RunFinished(run))
+                batch = await rt.fanout.send_run(self.session_id, self.run_id, conn, last)
+                if not (rt.fanout.ranged(self.run_id) or batch.has_ranges()):
+                    # No notification points into the streamed text: it need not be kept.
+                    await conn.execute(
+                        "UPDATE runs SET partial_text = '' WHERE id = $1 AND partial_text <> ''", self.run_id
+                    )
         except BaseException:
             if batch is not None:
                 rt.fanout.give_back(batch)
             raise
         rt.fanout.committed(batch)
         rt.fanout.forget(self.run_id)
-        self._stored_more(len(pending), added, reply)
-        run = model_from(Run, record)
+        self._stored_more(len(pending), added, _reply_of(added))
         for message in added:
             rt.hub.deliver(self.session_id, events.MessageAdded(message))
         rt.hub.deliver(self.session_id, events.RunFinished(run))
@@ -307,6 +317,11 @@ class Execution:
                 reply=None,
                 messages=[self.stored.user_message, *self.stored.messages],
             )
+
+
+def _reply_of(added: list[MessageRow]) -> MessageRow | None:
+    """The reply is text; a message that only calls tools is not."""
+    return next((m for m in reversed(added) if m.role is Role.ASSISTANT and m.content), None)
 
 
 def _keeps_partial(error: failures.RunError | None) -> bool:

@@ -135,39 +135,40 @@ async def _begin(
                 existing = await _by_idempotency_key(rt, conn, session.id, idempotency_key)
                 if existing is not None:
                     return existing
-            await lock_idle_session(conn, session.id)
-            if idempotency_key is not None:  # a concurrent twin may have committed meanwhile
+            try:
+                await lock_idle_session(conn, session.id)
+            except RunInProgress:
+                if idempotency_key is None:
+                    raise
+                twin = await _by_idempotency_key(rt, conn, session.id, idempotency_key)
+                if twin is None:  # busy with another key's reply
+                    raise
+                return twin  # a concurrent twin's run, still running
+            if idempotency_key is not None:  # a concurrent twin may have committed and ended meanwhile
                 existing = await _by_idempotency_key(rt, conn, session.id, idempotency_key)
                 if existing is not None:
                     return existing
-            # Text of earlier runs stays only while a notification may point into it: until now.
-            await conn.execute(
-                "UPDATE runs SET partial_text = '' WHERE session_id = $1 AND status <> 'running' AND partial_text <> ''",
-                session.id,
-            )
-            try:
-                await conn.execute(
-                    """INSERT INTO runs (id, session_id, status, model, idempotency_key, owner_key, started_at,
-                                         partial_text, partial_index)
-                       VALUES ($1, $2, 'running', $3, $4, $5, now(), '', 0)""",
-                    run_id,
-                    session.id,
-                    agent.model,
-                    idempotency_key,
-                    rt.owner_key,
-                )
-            except asyncpg.UniqueViolationError as exc:
-                raise RunInProgress() from exc
             draft = RowDraft(
                 role=Role.USER,
                 content=content,
                 model_message=dump(ModelRequest(parts=[UserPromptPart(content=content)])),
                 metadata=metadata,
             )
+            try:
+                record = await conn.fetchrow(
+                    """INSERT INTO runs (id, session_id, status, model, idempotency_key, owner_key, started_at,
+                                         partial_text, partial_index, user_message_id)
+                       VALUES ($1, $2, 'running', $3, $4, $5, now(), '', 0, $6) RETURNING *""",
+                    run_id,
+                    session.id,
+                    agent.model,
+                    idempotency_key,
+                    rt.owner_key,
+                    draft.id,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise RunInProgress() from exc
             (user_message,) = await append(conn, session.id, [draft], run_id=run_id)
-            record = await conn.fetchrow(
-                "UPDATE runs SET user_message_id = $2 WHERE id = $1 RETURNING *", run_id, user_message.id
-            )
             run = model_from(Run, record)
             # Known to this process before anyone else can see the run: a cancel cannot miss it.
             handle = RunHandle(run=run)
