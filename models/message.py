@@ -45,6 +45,10 @@ class Message(Model):
     metadata: Any = fields.JSONField(default=dict)
     model_message = fields.TextField()
     part_group = fields.IntField(null=True)
+    # The message this one follows (null for the first); siblings share it. ``active``: on the
+    # path from the first message to the session's head (see migrations/0007_branches.py).
+    parent_id = fields.UUIDField(null=True)
+    active = fields.BooleanField(default=True, db_default=True)  # raw INSERTs rely on the default
     created_at = fields.DatetimeField(auto_now_add=True)
 
     session_id: uuid.UUID

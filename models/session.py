@@ -27,7 +27,10 @@ class Session(Model):
     is_active = fields.BooleanField(default=True)
     # Highest sequence ever given out: sequences are never reused, even after clearing.
     last_sequence = fields.IntField(default=0)
-    message_count = fields.IntField(default=0)
+    message_count = fields.IntField(default=0)  # of the active branch
+    # Last message of the active branch; for a fork, the message of the source it was forked at.
+    head_id = fields.UUIDField(null=True)
+    forked_from_id = fields.UUIDField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
     last_activity_at = fields.DatetimeField(auto_now_add=True)

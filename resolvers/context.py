@@ -24,7 +24,7 @@ from schema.memory import MemoryEntry
 from schema.message import Message, MessageConnection
 from schema.run import Run
 from schema.stats import SessionStats
-from services import agents, memory, messages, runs, stats
+from services import agents, branches, memory, messages, runs, stats
 from services.errors import NotFound, Unauthenticated
 from services.limits import Limits
 from services.runtime import Runtime
@@ -70,6 +70,10 @@ class Loaders:
     @cached_property
     def message(self) -> DataLoader[uuid.UUID, Message | None]:
         return _loader(messages.messages_by_ids, lambda m: mapping.message(message_from_model(m)), None)
+
+    @cached_property
+    def siblings(self) -> DataLoader[tuple[uuid.UUID, uuid.UUID | None], list[uuid.UUID]]:
+        return _loader(branches.siblings_for, lambda ids: ids, [])
 
     @cached_property
     def active_run(self) -> DataLoader[uuid.UUID, Run | None]:
@@ -186,3 +190,6 @@ class Context:
         if message_id is None:
             return None
         return await self.loaders.message.load(message_id)
+
+    async def siblings(self, session_id: uuid.UUID, parent_id: uuid.UUID | None) -> list[uuid.UUID]:
+        return await self.loaders.siblings.load((session_id, parent_id))

@@ -69,7 +69,9 @@ def session(row: models.Session) -> Session:
         updated_at=row.updated_at,
         last_activity_at=row.last_activity_at,
         message_count=row.message_count,
+        head_message_id=row.head_id,
         agent_id=row.agent_id,
+        forked_from_id=row.forked_from_id,
     )
 
 
@@ -100,6 +102,7 @@ def message(row: MessageRow) -> Message:
         usage=_usage(row.requests, row.input_tokens, row.output_tokens)
         if row.role is models.Role.ASSISTANT
         else None,
+        parent_id=row.parent_id,
     )
 
 

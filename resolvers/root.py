@@ -165,6 +165,43 @@ class Mutation:
     ) -> SendMessagePayload:
         return await runs.send_message(info.context, session_id, content, metadata, idempotency_key)
 
+    @described_mutation(
+        "content sent as a new version of an earlier USER message: the new message becomes its "
+        "sibling, the head moves to it and the agent replies"
+    )
+    async def edit_message(
+        self,
+        info: Info,
+        message_id: uuid.UUID,
+        content: str,
+        metadata: JSON | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendMessagePayload:
+        return await runs.edit_message(info.context, message_id, content, metadata, idempotency_key)
+
+    @described_mutation(
+        "a new reply to the USER message named (or to the one an ASSISTANT message answers): "
+        "a sibling of the old reply; the head moves to it"
+    )
+    async def regenerate(
+        self, info: Info, message_id: uuid.UUID, idempotency_key: str | None = None
+    ) -> SendMessagePayload:
+        return await runs.regenerate(info.context, message_id, idempotency_key)
+
+    @described_mutation(
+        "make the branch through the message active: the head becomes the newest message reachable "
+        "from it (the most recently created child at each step)"
+    )
+    async def switch_branch(self, info: Info, message_id: uuid.UUID) -> Session:
+        return await sessions.switch_branch(info.context, message_id)
+
+    @described_mutation(
+        "a new session of the same user and agent whose history is a copy of the path up to and "
+        "including the message; state and SESSION memory are copied too"
+    )
+    async def fork_session(self, info: Info, message_id: uuid.UUID, title: str | None = None) -> Session:
+        return await sessions.fork(info.context, message_id, title)
+
     @strawberry.mutation
     async def add_messages(
         self, info: Info, session_id: uuid.UUID, messages: list[MessageInput]
@@ -231,6 +268,23 @@ class Subscription:
         idempotency_key: str | None = None,
     ) -> AsyncGenerator[AgentEvent]:
         return subscriptions.chat(info.context, session_id, content, metadata, idempotency_key)
+
+    @strawberry.subscription
+    def edit_message(
+        self,
+        info: Info,
+        message_id: uuid.UUID,
+        content: str,
+        metadata: JSON | None = None,
+        idempotency_key: str | None = None,
+    ) -> AsyncGenerator[AgentEvent]:
+        return subscriptions.edit_message(info.context, message_id, content, metadata, idempotency_key)
+
+    @strawberry.subscription
+    def regenerate(
+        self, info: Info, message_id: uuid.UUID, idempotency_key: str | None = None
+    ) -> AsyncGenerator[AgentEvent]:
+        return subscriptions.regenerate(info.context, message_id, idempotency_key)
 
     @strawberry.subscription
     def session_events(

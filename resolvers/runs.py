@@ -24,3 +24,15 @@ async def send_message(
 ) -> SendMessagePayload:
     result = await runs.send_message(ctx.runtime, ctx.user, session_id, content, metadata, idempotency_key)
     return mapping.turn(result)
+
+
+async def edit_message(
+    ctx: Context, message_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
+) -> SendMessagePayload:
+    ask = runs.Ask(content, metadata, idempotency_key, edit=message_id)
+    return mapping.turn(await runs.send_branch(ctx.runtime, ctx.user, ask))
+
+
+async def regenerate(ctx: Context, message_id: uuid.UUID, idempotency_key: str | None) -> SendMessagePayload:
+    ask = runs.Ask(None, None, idempotency_key, again=message_id)
+    return mapping.turn(await runs.send_branch(ctx.runtime, ctx.user, ask))

@@ -7,7 +7,8 @@ from resolvers import mapping
 from resolvers.context import Context
 from schema.inputs import CreateSessionInput, SessionFilter, UpdateSessionInput
 from schema.session import Session, SessionConnection
-from services import messages, sessions
+from services import branches, messages, sessions
+from services.memory import MemoryBounds
 from services.owned import require_session
 
 
@@ -65,3 +66,12 @@ async def clear_history(ctx: Context, id: uuid.UUID) -> Session:
 
 async def delete(ctx: Context, id: uuid.UUID) -> bool:
     return await sessions.delete_session(ctx.runtime, ctx.user, id)
+
+
+async def switch_branch(ctx: Context, message_id: uuid.UUID) -> Session:
+    return mapping.session(await branches.switch_branch(ctx.user, message_id))
+
+
+async def fork(ctx: Context, message_id: uuid.UUID, title: str | None) -> Session:
+    bounds = MemoryBounds.of(ctx.settings)
+    return mapping.session(await branches.fork_session(ctx.user, message_id, title, bounds))

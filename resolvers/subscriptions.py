@@ -8,7 +8,7 @@ from typing import Any
 from resolvers import mapping
 from resolvers.context import Context
 from schema.events import AgentEvent
-from services import streams
+from services import runs, streams
 
 
 async def chat(
@@ -16,9 +16,29 @@ async def chat(
 ) -> AsyncGenerator[AgentEvent]:
     user = await ctx.authenticate()
     # aclosing: a closed subscription ends its watcher now, not when the collector runs.
-    async with aclosing(
-        streams.chat(ctx.runtime, user, session_id, content, metadata, idempotency_key)
-    ) as source:
+    ask = runs.Ask(content, metadata, idempotency_key)
+    async with aclosing(streams.chat(ctx.runtime, user, session_id, ask)) as source:
+        async for event in source:
+            ctx.fresh_loaders()
+            yield mapping.event(event)
+
+
+def edit_message(
+    ctx: Context, message_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
+) -> AsyncGenerator[AgentEvent]:
+    return _branch(ctx, runs.Ask(content, metadata, idempotency_key, edit=message_id))
+
+
+def regenerate(
+    ctx: Context, message_id: uuid.UUID, idempotency_key: str | None
+) -> AsyncGenerator[AgentEvent]:
+    return _branch(ctx, runs.Ask(None, None, idempotency_key, again=message_id))
+
+
+async def _branch(ctx: Context, ask: runs.Ask) -> AsyncGenerator[AgentEvent]:
+    """editMessage / regenerate as subscriptions: the message names the session."""
+    user = await ctx.authenticate()
+    async with aclosing(streams.chat(ctx.runtime, user, None, ask)) as source:
         async for event in source:
             ctx.fresh_loaders()
             yield mapping.event(event)

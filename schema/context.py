@@ -46,5 +46,7 @@ class Resolve(Protocol):
 
     async def message_by_id(self, message_id: uuid.UUID | None) -> Message | None: ...
 
+    async def siblings(self, session_id: uuid.UUID, parent_id: uuid.UUID | None) -> list[uuid.UUID]: ...
+
 
 Info = strawberry.Info[Resolve, None]

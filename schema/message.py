@@ -6,7 +6,9 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
+from schema.context import Info
 from schema.enums import MessageRole
+from schema.fields import described_field
 from schema.pagination import PageInfo
 
 
@@ -51,6 +53,16 @@ class Message:
     created_at: datetime
     tool_calls: list[ToolCall]
     usage: Usage | None
+    parent_id: uuid.UUID | None = strawberry.field(description="the message it follows; null for the first")
+
+    @described_field("all messages with the same parent, oldest first, itself included")
+    async def sibling_ids(self, info: Info) -> list[uuid.UUID]:
+        return await info.context.siblings(self.session_id, self.parent_id)
+
+    @described_field("its place in siblingIds (0-based)")
+    async def sibling_index(self, info: Info) -> int:
+        ids = await info.context.siblings(self.session_id, self.parent_id)
+        return ids.index(self.id) if self.id in ids else 0  # gone meanwhile (history cleared)
 
 
 @strawberry.type

@@ -29,8 +29,16 @@ class Session:
     created_at: datetime
     updated_at: datetime
     last_activity_at: datetime
-    message_count: int
+    message_count: int = strawberry.field(description="of the active branch")
+    head_message_id: uuid.UUID | None = strawberry.field(
+        description="the last message of the active branch; null when the session has no messages"
+    )
     agent_id: strawberry.Private[uuid.UUID]
+    forked_from_id: strawberry.Private[uuid.UUID | None]
+
+    @described_field("for a fork: the message it was forked at (null when its source is gone)")
+    async def forked_from(self, info: Info) -> Message | None:
+        return await info.context.message_by_id(self.forked_from_id)
 
     @strawberry.field
     async def agent(self, info: Info) -> Agent:
@@ -60,7 +68,7 @@ class Session:
     async def active_run(self, info: Info) -> Run | None:
         return await info.context.active_run(self.id)
 
-    @described_field("the conversation as pydantic-ai ModelMessage JSON")
+    @described_field("the active branch as pydantic-ai ModelMessage JSON")
     async def history(self, info: Info) -> JSON:
         return await info.context.history(self.id)
 

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from tortoise.expressions import Q
 
 from models import MemoryEntry, MemoryScope, User
@@ -102,23 +103,29 @@ async def upsert(
             key,
             json.dumps(value),
         )
-        totals = await conn.fetchrow(
-            """SELECT count(*) AS entries, coalesce(sum(octet_length(key) + octet_length(value::text)), 0) AS size
-               FROM memory_entries WHERE user_id = $1""",
-            user_id,
-        )
-        assert row is not None and totals is not None
-        if totals["entries"] > bounds.entries:
-            raise BadInput(
-                f"memory is full: at most {bounds.entries} entries per user "
-                "(PARLEY_MAX_MEMORY_ENTRIES); delete some first"
-            )
-        if totals["size"] > bounds.size:
-            raise BadInput(
-                f"memory is full: at most {bounds.size} bytes of keys and values per user "
-                "(PARLEY_MAX_MEMORY_BYTES); delete some first"
-            )
+        assert row is not None
+        await enforce_bounds(conn, user_id, bounds)
     return await MemoryEntry.get(id=row["id"])
+
+
+async def enforce_bounds(conn: asyncpg.Connection, user_id: uuid.UUID, bounds: MemoryBounds) -> None:
+    """After a write, in its transaction (holding the user's row): refuse it past the bounds."""
+    totals = await conn.fetchrow(
+        """SELECT count(*) AS entries, coalesce(sum(octet_length(key) + octet_length(value::text)), 0) AS size
+           FROM memory_entries WHERE user_id = $1""",
+        user_id,
+    )
+    assert totals is not None
+    if totals["entries"] > bounds.entries:
+        raise BadInput(
+            f"memory is full: at most {bounds.entries} entries per user "
+            "(PARLEY_MAX_MEMORY_ENTRIES); delete some first"
+        )
+    if totals["size"] > bounds.size:
+        raise BadInput(
+            f"memory is full: at most {bounds.size} bytes of keys and values per user "
+            "(PARLEY_MAX_MEMORY_BYTES); delete some first"
+        )
 
 
 async def delete_memory(user: User, key: str, scope: MemoryScope, session_id: uuid.UUID | None) -> bool:

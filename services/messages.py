@@ -72,16 +72,14 @@ async def pages_for(
 ) -> dict[uuid.UUID, Page[MessageRow]]:
     """One page per session in a single statement (totalCount included)."""
     forward, size, cursor = args.resolved(limits)
-    conds = ["m.session_id = s.id"]
+    conds = ["m.session_id = s.id", "m.active"]
     params: list[Any] = [session_ids, size + 1]
     if args.roles:
         params.append([r.value for r in args.roles])
         conds.append(f"m.role = ANY(${len(params)})")
     total_sql = "s.message_count"
     if args.roles:
-        total_sql = (
-            f"(SELECT count(*) FROM messages c WHERE c.session_id = s.id AND c.role = ANY(${len(params)}))"
-        )
+        total_sql = f"(SELECT count(*) FROM messages c WHERE c.session_id = s.id AND c.active AND c.role = ANY(${len(params)}))"
     if cursor is not None:
         params.append(cursor)
         conds.append(f"m.sequence {'>' if forward else '<'} ${len(params)}")
@@ -214,7 +212,7 @@ async def histories_for(session_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[di
     async with acquire() as conn:
         recs = await conn.fetch(
             "SELECT session_id, sequence, role, part_group, model_message FROM messages "
-            "WHERE session_id = ANY($1) ORDER BY session_id, sequence",
+            "WHERE session_id = ANY($1) AND active ORDER BY session_id, sequence",
             list(set(session_ids)),
         )
     for r in recs:
@@ -229,5 +227,6 @@ async def clear_history(user: User, session_id: uuid.UUID) -> None:
         await lock_idle_session(conn, session.id)
         await conn.execute("DELETE FROM messages WHERE session_id = $1", session.id)
         await conn.execute(
-            "UPDATE sessions SET message_count = 0, updated_at = now() WHERE id = $1", session.id
+            "UPDATE sessions SET message_count = 0, head_id = NULL, updated_at = now() WHERE id = $1",
+            session.id,
         )

@@ -45,6 +45,8 @@ _SESSION_COLUMNS = [
     "created_at",
     "updated_at",
     "last_activity_at",
+    "head_id",
+    "forked_from_id",
 ]
 
 # $1 user, $2 query text, $3 limit[, $4 session].

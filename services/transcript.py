@@ -23,7 +23,7 @@ from services.titles import title_from
 COLUMNS = (
     "id, session_id, sequence, role, content, tool_calls, tool_call_id, tool_name, run_id, model, "
     "requests, input_tokens, output_tokens, cost, processing_time_ms, metadata, model_message, "
-    "part_group, created_at"
+    "part_group, created_at, parent_id"
 )
 
 _FIELDS = COLUMNS.split(", ")
@@ -56,6 +56,7 @@ class MessageRow:
     model_message: str
     part_group: int | None
     created_at: datetime
+    parent_id: uuid.UUID | None
 
 
 AnyMessage = Message | MessageRow
@@ -118,23 +119,27 @@ async def append(
     if not drafts:
         return []
     first_user = next((d.content for d in drafts if d.role is Role.USER), None)
-    last = await conn.fetchval(
-        """UPDATE sessions SET last_sequence = last_sequence + $2, message_count = message_count + $2,
+    # The rows continue the active branch: the first follows the head, which moves to the last.
+    moved = await conn.fetchrow(
+        """UPDATE sessions s SET last_sequence = s.last_sequence + $2, message_count = s.message_count + $2,
                last_activity_at = now(), updated_at = now(),
-               title = COALESCE(title, $3)
-           WHERE id = $1
+               title = COALESCE(s.title, $3), head_id = $5
+           FROM (SELECT head_id FROM sessions WHERE id = $1) before
+           WHERE s.id = $1
              AND ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM runs WHERE id = $4 AND status = 'running'))
-           RETURNING last_sequence""",
+           RETURNING s.last_sequence, before.head_id""",
         session_id,
         len(drafts),
         title_from(first_user) if first_user else None,
         guard_run,
+        drafts[-1].id,
     )
-    if last is None:
+    if moved is None:
         if guard_run is not None:
             raise RunGone(f"run {guard_run} is no longer running")
         raise NotFound.of("session", session_id)
-    start = last - len(drafts) + 1
+    start = moved["last_sequence"] - len(drafts) + 1
+    parents = [moved["head_id"], *(d.id for d in drafts[:-1])]
     ids, seqs, groups = [], [], []
     group: int | None = None
     for i, d in enumerate(drafts):
@@ -150,12 +155,12 @@ async def append(
         INSERT INTO messages ({COLUMNS})
         SELECT u.id, $1, u.seq, u.role, u.content, u.tool_calls::jsonb, u.tool_call_id, u.tool_name,
                $2, u.model, u.requests, u.input_tokens, u.output_tokens, u.cost, $3,
-               u.metadata::jsonb, u.model_message, u.part_group, clock_timestamp()
+               u.metadata::jsonb, u.model_message, u.part_group, clock_timestamp(), u.parent_id
         FROM unnest($4::uuid[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                     $11::text[], $12::int[], $13::int[], $14::int[], $15::float8[], $16::text[],
-                    $17::text[], $18::int[])
+                    $17::text[], $18::int[], $19::uuid[])
              AS u(id, seq, role, content, tool_calls, tool_call_id, tool_name, model, requests,
-                  input_tokens, output_tokens, cost, metadata, model_message, part_group)
+                  input_tokens, output_tokens, cost, metadata, model_message, part_group, parent_id)
         RETURNING {COLUMNS}
         """,
         session_id,
@@ -176,6 +181,7 @@ async def append(
         [json.dumps(d.metadata) for d in drafts],
         [d.model_message_json for d in drafts],
         groups,
+        parents,
     )
     return sorted((message_from_record(r) for r in records), key=lambda m: m.sequence)
 
@@ -191,10 +197,10 @@ async def stored_rows(conn: asyncpg.Connection, session_id: uuid.UUID, limit: in
     """
     recs = await conn.fetch(
         """(SELECT sequence, role, part_group, model_message FROM messages
-            WHERE session_id = $1 ORDER BY sequence DESC LIMIT $2)
+            WHERE session_id = $1 AND active ORDER BY sequence DESC LIMIT $2)
            UNION
            (SELECT sequence, role, part_group, model_message FROM messages
-            WHERE session_id = $1 AND role = 'system')
+            WHERE session_id = $1 AND role = 'system' AND active)
            ORDER BY sequence""",
         session_id,
         limit,

@@ -8,17 +8,22 @@ pydantic-ai agents with the memory tools; ``handles`` keeps this process's runni
 
 from services.runs.handles import RunHandle, RunRegistry, TurnResult
 from services.runs.turns import (
+    Ask,
     Started,
     active_runs_for,
     cancel_run,
     find_run,
     run_messages,
+    send_branch,
     send_message,
+    start,
+    start_branch,
     start_turn,
     wait_finished,
 )
 
 __all__ = [
+    "Ask",
     "RunHandle",
     "RunRegistry",
     "Started",
@@ -27,7 +32,10 @@ __all__ = [
     "cancel_run",
     "find_run",
     "run_messages",
+    "send_branch",
     "send_message",
+    "start",
+    "start_branch",
     "start_turn",
     "wait_finished",
 ]

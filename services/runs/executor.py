@@ -78,12 +78,15 @@ class Execution:
         user_id: uuid.UUID,
         prompt: str,
         user_message: MessageRow,
+        *,
+        fresh: bool = True,
     ) -> None:
         self.rt = rt
         self.handle = handle
         self.agent = agent
         self.user_id = user_id
         self.prompt = prompt
+        self.fresh = fresh  # False: regenerate answers a stored user message, left as it is
         self.stored = _Stored(user_message)
         self.session_id = handle.session_id
         self.run_id = handle.run.id
@@ -192,7 +195,7 @@ class Execution:
     async def _write(
         self, conn: asyncpg.Connection, pending: list[ModelMessage], drafts: list[RowDraft], *, guard: bool
     ) -> list[MessageRow]:
-        if self.stored.count == 0:
+        if self.stored.count == 0 and self.fresh:
             # The user's request as pydantic-ai built it (instructions, run id): same turn, same row.
             await conn.execute(
                 "UPDATE messages SET model_message = $2 WHERE id = $1",
@@ -262,11 +265,15 @@ class Execution:
         batch = None
         try:
             async with acquire() as conn, rt.fanout.exclusive(), conn.transaction():
-                # First the run row: ended here, unless it was ended elsewhere (then nothing is written).
+                # The run row is ended here, unless it was ended elsewhere (then nothing is written).
+                # The session row is locked first, as every writer of the session does: a turn
+                # starting meanwhile holds it and, inserting its run, waits for this run's row;
+                # taking the run's row first would deadlock with it.
                 record = await conn.fetchrow(
-                    """UPDATE runs SET status = $2, finished_at = now(), requests = $3, input_tokens = $4,
+                    """WITH held AS (SELECT id FROM sessions WHERE id = $10 FOR UPDATE)
+                       UPDATE runs SET status = $2, finished_at = now(), requests = $3, input_tokens = $4,
                            output_tokens = $5, cost = $6, error_code = $7, error_message = $8, reply_id = $9
-                       WHERE id = $1 AND status = 'running' RETURNING *""",
+                       WHERE id = $1 AND status = 'running' AND EXISTS (SELECT 1 FROM held) RETURNING *""",
                     self.run_id,
                     status.value,
                     usage.requests if usage else None,
@@ -276,6 +283,7 @@ class Execution:
                     error.code if error else None,
                     error.message if error else None,
                     reply_id if _has_reply(status, error) else None,
+                    self.session_id,
                 )
                 if record is None:
                     raise RunGone(f"run {self.run_id} was ended elsewhere")

@@ -19,7 +19,7 @@ import asyncpg
 from pydantic_ai.messages import ModelRequest, UserPromptPart
 
 from models import Agent, Message, Role, Run, RunStatus, Session, User
-from services import events, liveness
+from services import branches, events, liveness
 from services.conversation import RowDraft, dump
 from services.database import acquire, model_from
 from services.errors import BadInput, NotFound, RunInProgress, ServiceUnavailable
@@ -38,12 +38,26 @@ FORCE_CANCEL_AFTER_S = 5.0  # ... and past this, the run is ended here (its owne
 WAIT_MARGIN_S = 30.0  # a run ends within PARLEY_RUN_TIMEOUT; waiting gives up this much later
 
 
+@dataclass(frozen=True)
+class Ask:
+    """What a turn answers: a new user message (``content``), continuing from the head, or
+    (``edit``) a new version of that earlier USER message, or (``again``, no content) the user
+    message of that USER or ASSISTANT message answered once more (regenerate)."""
+
+    content: str | None
+    metadata: Any = None
+    idempotency_key: str | None = None
+    edit: uuid.UUID | None = None
+    again: uuid.UUID | None = None
+
+
 @dataclass
 class Started:
     run: Run
     user_message: MessageRow | None  # None for an idempotent retry (read with the run's messages)
     created: bool
     handle: RunHandle | None = None
+    fresh: bool = True  # the user message is new (False: regenerate answers a stored one)
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -78,18 +92,34 @@ async def start_turn(
     rt: Runtime, user: User, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
 ) -> Started:
     """Persist the user message and a RUNNING run, and run the agent in the runtime's hands."""
-    rt.limits.content(content)
-    meta = rt.limits.json_value(metadata if metadata is not None else {}, "metadata", require_object=True)
-    if idempotency_key is not None:
-        if not 1 <= len(idempotency_key) <= 200:
-            raise BadInput("idempotencyKey has 1 to 200 characters")
-        rt.limits.json_value(idempotency_key, "idempotencyKey")
     session = await Session.filter(id=session_id, user_id=user.id).select_related("agent").first()
     if session is None:
         raise NotFound.of("session", session_id)
+    return await start(rt, user, session, Ask(content, metadata, idempotency_key))
+
+
+async def start_branch(rt: Runtime, user: User, ask: Ask) -> Started:
+    """editMessage / regenerate: the session is the one of the message named."""
+    named = ask.edit or ask.again
+    assert named is not None
+    session, _ = await branches.session_of_message(user, named)
+    return await start(rt, user, session, ask)
+
+
+async def start(rt: Runtime, user: User, session: Session, ask: Ask) -> Started:
+    meta: dict[str, Any] = {}
+    if ask.content is not None:
+        rt.limits.content(ask.content)
+        meta = rt.limits.json_value(
+            ask.metadata if ask.metadata is not None else {}, "metadata", require_object=True
+        )
+    if ask.idempotency_key is not None:
+        if not 1 <= len(ask.idempotency_key) <= 200:
+            raise BadInput("idempotencyKey has 1 to 200 characters")
+        rt.limits.json_value(ask.idempotency_key, "idempotencyKey")
     rt.check_accepting()
     started: asyncio.Future[Started] = asyncio.get_running_loop().create_future()
-    rt.spawn(_turn(rt, user.id, session, content, meta, idempotency_key, started), name="parley-turn")
+    rt.spawn(_turn(rt, user.id, session, ask, meta, started), name="parley-turn")
     # The turn goes on whatever happens to this request: wait for its start without owning it.
     return await asyncio.shield(started)
 
@@ -98,13 +128,12 @@ async def _turn(
     rt: Runtime,
     user_id: uuid.UUID,
     session: Session,
-    content: str,
+    ask: Ask,
     metadata: dict[str, Any],
-    idempotency_key: str | None,
     started: asyncio.Future[Started],
 ) -> None:
     try:
-        begun = await _begin(rt, session, content, metadata, idempotency_key)
+        begun = await _begin(rt, session, ask, metadata)
     except BaseException as exc:
         if not started.done():
             started.set_exception(exc)
@@ -118,42 +147,52 @@ async def _turn(
     handle = begun.handle
     try:
         agent: Agent = session.agent
-        await Execution(rt, handle, agent, user_id, content, begun.user_message).run()
+        prompt = begun.user_message.content
+        await Execution(rt, handle, agent, user_id, prompt, begun.user_message, fresh=begun.fresh).run()
     finally:
         handle.done.set()
         rt.runs.handles.pop(handle.run.id, None)
 
 
-async def _begin(
-    rt: Runtime, session: Session, content: str, metadata: dict[str, Any], idempotency_key: str | None
-) -> Started:
+async def _begin(rt: Runtime, session: Session, ask: Ask, metadata: dict[str, Any]) -> Started:
     run_id = uuid.uuid4()
     agent: Agent = session.agent
+    key = ask.idempotency_key
     try:
         async with acquire() as conn, conn.transaction():
-            if idempotency_key is not None:
-                existing = await _by_idempotency_key(rt, conn, session.id, idempotency_key)
+            if key is not None:
+                existing = await _by_idempotency_key(rt, conn, session.id, key)
                 if existing is not None:
                     return existing
             try:
                 await lock_idle_session(conn, session.id)
             except RunInProgress:
-                if idempotency_key is None:
+                if key is None:
                     raise
-                twin = await _by_idempotency_key(rt, conn, session.id, idempotency_key)
+                twin = await _by_idempotency_key(rt, conn, session.id, key)
                 if twin is None:  # busy with another key's reply
                     raise
                 return twin  # a concurrent twin's run, still running
-            if idempotency_key is not None:  # a concurrent twin may have committed and ended meanwhile
-                existing = await _by_idempotency_key(rt, conn, session.id, idempotency_key)
+            if key is not None:  # a concurrent twin may have committed and ended meanwhile
+                existing = await _by_idempotency_key(rt, conn, session.id, key)
                 if existing is not None:
                     return existing
-            draft = RowDraft(
-                role=Role.USER,
-                content=content,
-                model_message=dump(ModelRequest(parts=[UserPromptPart(content=content)])),
-                metadata=metadata,
-            )
+            draft: RowDraft | None = None
+            asked: MessageRow | None = None
+            if ask.again is not None:  # regenerate: the new reply follows the user message
+                asked = await branches.asked_by(conn, session.id, ask.again)
+                await branches.move_head(conn, session.id, asked.id)
+            else:
+                if ask.edit is not None:  # the new version becomes a sibling of the edited one
+                    edited = await branches.edited(conn, session.id, ask.edit)
+                    await branches.move_head(conn, session.id, edited.parent_id)
+                content = ask.content or ""
+                draft = RowDraft(
+                    role=Role.USER,
+                    content=content,
+                    model_message=dump(ModelRequest(parts=[UserPromptPart(content=content)])),
+                    metadata=metadata,
+                )
             try:
                 record = await conn.fetchrow(
                     """INSERT INTO runs (id, session_id, status, model, idempotency_key, owner_key, started_at,
@@ -162,13 +201,17 @@ async def _begin(
                     run_id,
                     session.id,
                     agent.model,
-                    idempotency_key,
+                    key,
                     rt.owner_key,
-                    draft.id,
+                    draft.id if draft is not None else asked.id if asked is not None else None,
                 )
             except asyncpg.UniqueViolationError as exc:
                 raise RunInProgress() from exc
-            (user_message,) = await append(conn, session.id, [draft], run_id=run_id)
+            if draft is not None:
+                (user_message,) = await append(conn, session.id, [draft], run_id=run_id)
+            else:
+                assert asked is not None
+                user_message = asked
             run = model_from(Run, record)
             # Known to this process before anyone else can see the run: a cancel cannot miss it.
             handle = RunHandle(run=run)
@@ -177,8 +220,9 @@ async def _begin(
         rt.runs.handles.pop(run_id, None)
         raise
     rt.emit(session.id, events.RunStarted(run))
-    rt.emit(session.id, events.MessageAdded(user_message))
-    return Started(run=run, user_message=user_message, created=True, handle=handle)
+    if draft is not None:
+        rt.emit(session.id, events.MessageAdded(user_message))
+    return Started(run=run, user_message=user_message, created=True, handle=handle, fresh=draft is not None)
 
 
 async def _by_idempotency_key(
@@ -225,7 +269,16 @@ async def wait_finished(rt: Runtime, run: Run, handle: RunHandle | None) -> Run:
 async def send_message(
     rt: Runtime, user: User, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
 ) -> TurnResult:
-    started = await start_turn(rt, user, session_id, content, metadata, idempotency_key)
+    return await finished(rt, await start_turn(rt, user, session_id, content, metadata, idempotency_key))
+
+
+async def send_branch(rt: Runtime, user: User, ask: Ask) -> TurnResult:
+    """editMessage / regenerate as mutations: like sendMessage, from another point of the tree."""
+    return await finished(rt, await start_branch(rt, user, ask))
+
+
+async def finished(rt: Runtime, started: Started) -> TurnResult:
+    """The turn's outcome once its run has ended, wherever it ran."""
     run = await wait_finished(rt, started.run, started.handle)
     if started.handle is not None and started.handle.result is not None:
         return started.handle.result  # ended in this process: everything is in hand
