@@ -361,3 +361,42 @@ async def test_provider_failure_after_a_tool_call_leaves_the_session_usable(fake
     sent = [m for m in fake.requests[-1].messages if m["role"] != "system"]
     assert [m["role"] for m in sent] == ["user", "assistant", "tool", "user"]
     assert sent[1]["tool_calls"][0]["id"] == sent[2]["tool_call_id"] == "call_city"
+
+
+async def test_memory_approval_round_trip_through_the_provider(fake, admin, api):
+    """The provider path of a paused run: the call is sent once, the decision goes back as its result."""
+    agent = await make_agent(admin, memory=True)
+    await admin.gql(
+        'mutation($n: String!) { updateAgent(name: $n, input: {approvalRequired: ["save_memory"]}) { name } }',
+        {"n": agent},
+    )
+    session = await new_session(api, agent)
+    args = {"key": "city", "value": "Porto", "scope": "user"}
+    fake.script(ToolCall("save_memory", args, call_id="call_porto"))
+    paused = await api.gql(
+        """mutation($s: UUID!) { sendMessage(sessionId: $s, content: "I moved to Porto.") {
+             run { id status pendingApprovals { toolCallId toolName arguments } } } }""",
+        {"s": session},
+    )
+    run = paused["sendMessage"]["run"]
+    assert run["status"] == "WAITING_APPROVAL"
+    assert run["pendingApprovals"] == [
+        {"toolCallId": "call_porto", "toolName": "save_memory", "arguments": args}
+    ]
+
+    fake.script(Text("Noted: ", "I won't remember it."))
+    done = await api.gql(
+        """mutation($r: UUID!) { resolveApprovals(runId: $r, decisions: [
+             {toolCallId: "call_porto", approve: false, message: "do not store where I live"}]) {
+             status reply { content } } }""",
+        {"r": run["id"]},
+    )
+    assert done["resolveApprovals"] == {
+        "status": "COMPLETED",
+        "reply": {"content": "Noted: I won't remember it."},
+    }
+    assert (await api.gql("{ memory(scope: USER) { key } }"))["memory"] == []
+    _, second = fake.requests
+    answer = second.messages[-1]
+    assert answer["role"] == "tool" and answer["tool_call_id"] == "call_porto"
+    assert "do not store where I live" in answer["content"]
