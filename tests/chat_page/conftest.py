@@ -68,7 +68,7 @@ async def until(
 class ApiUser(Protocol):
     """A user of the suite's ``api`` and ``admin`` fixtures (tests/conftest.py)."""
 
-    token: str | None
+    token: str
     name: str
 
 
