@@ -102,7 +102,7 @@ def calls_then_answers(tool: str, args: dict[str, Any]) -> Any:
 
 async def agent_with(admin: Api, stream: Any, **options: Any) -> str:
     name = f"t-{uuid.uuid4().hex[:8]}"
-    model = register(admin.runtime.models, stream)
+    model = register(admin.rt.models, stream)
     await admin.gql(
         "mutation($i: AgentInput!) { createAgent(input: $i) { name } }",
         {"i": {"name": name, "model": model, "memoryEnabled": False, **options}},
@@ -118,7 +118,8 @@ async def session_of(api: Api, agent: str) -> str:
 
 
 async def send(api: Api, session: str, content: str) -> dict[str, Any]:
-    return (await api.gql(SEND, {"s": session, "c": content}))["sendMessage"]
+    payload: dict[str, Any] = (await api.gql(SEND, {"s": session, "c": content}))["sendMessage"]
+    return payload
 
 
 async def test_tools_listed_and_headers_kept_secret(api: Api, admin: Api, mcp: McpServer) -> None:
@@ -165,7 +166,7 @@ async def test_a_call_runs_streams_persists_and_reaches_the_next_turn(
       ... on ToolCallStarted { toolName arguments } ... on ToolCallFinished { toolName result }
       ... on RunFinished { run { status reply { content } } } } }"""
     assert api.token is not None
-    async with subscription(schema, api.runtime, api.token, query, {"s": session}) as events:
+    async with subscription(schema, api.rt, api.token, query, {"s": session}) as events:
         got = [e async for e in events]
     started = next(e for e in got if e["__typename"] == "ToolCallStarted")
     finished = next(e for e in got if e["__typename"] == "ToolCallFinished")
@@ -202,7 +203,7 @@ async def test_down_slow_and_failing_servers_give_error_results(
     assert result["run"]["status"] == "COMPLETED"
     assert "broke" in result["reply"]["content"]
 
-    monkeypatch.setattr(admin.runtime.tools, "tool_timeout_s", 0.5)
+    monkeypatch.setattr(admin.rt.tools, "tool_timeout_s", 0.5)
     slow = await agent_with(admin, calls_then_answers("slow", {"seconds": 5}), mcpServers=[{"url": mcp.url}])
     result = await send(api, await session_of(api, slow), "wait")
     assert result["run"]["status"] == "COMPLETED"
@@ -213,7 +214,7 @@ async def test_name_clashes_are_refused_unless_prefixed(admin: Api, mcp: McpServ
     twin = McpServer(tmp_path, "twin")
     try:
         await twin.ready()
-        model = register(admin.runtime.models, calls_then_answers("add", {}))
+        model = register(admin.rt.models, calls_then_answers("add", {}))
         create = "mutation($i: AgentInput!) { createAgent(input: $i) { name mcpServers { toolPrefix } } }"
         both = [{"url": mcp.url}, {"url": twin.url}]
         clash = {
@@ -328,7 +329,7 @@ async def test_the_stream_stays_open_across_the_pause_and_another_process_resume
       ... on ApprovalRequested { requests { toolName } } } }"""
     assert api.token is not None
     got: list[dict[str, Any]] = []
-    async with subscription(schema, api.runtime, api.token, chat, {"s": session}) as events:
+    async with subscription(schema, api.rt, api.token, chat, {"s": session}) as events:
         async with asyncio.timeout(30):
             async for event in events:
                 got.append(event)
@@ -336,7 +337,7 @@ async def test_the_stream_stays_open_across_the_pause_and_another_process_resume
                     break
             request = got[-1]
             # A watcher joining during the pause gets the run and its pending request.
-            async with subscription(schema, api.runtime, api.token, watch, {"s": session}) as late:
+            async with subscription(schema, api.rt, api.token, watch, {"s": session}) as late:
                 joined = [await anext(late), await anext(late)]
             assert [e["__typename"] for e in joined] == ["RunStarted", "ApprovalRequested"]
             # Another process decides; this process's stream goes on to the end.
@@ -371,7 +372,7 @@ async def test_a_pause_survives_the_stop_of_its_process(
     session = await session_of(api, name)
     user = await authenticate(f"Bearer {api.token}", settings)
     async with Runtime(settings, settings.database_url).running() as elsewhere:
-        elsewhere.models = admin.runtime.models
+        elsewhere.models = admin.rt.models
         from services import runs
 
         result = await runs.send_message(elsewhere, user, uuid.UUID(session), "one plus one", None, None)
@@ -381,6 +382,6 @@ async def test_a_pause_survives_the_stop_of_its_process(
     view = await api.gql("query($r: UUID!) { run(id: $r) { status error { code } } }", {"r": str(run_id)})
     assert view["run"] == {"status": "WAITING_APPROVAL", "error": None}
     pending = result.run.pending_approvals[0]["tool_call_id"]
-    done = await resolve_approvals(api.runtime, user, run_id, [Decision(pending, True)])
+    done = await resolve_approvals(api.rt, user, run_id, [Decision(pending, True)])
     assert done.status.value == "completed"
     assert [c["tool"] for c in mcp.calls()] == ["add"]

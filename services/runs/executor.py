@@ -17,6 +17,8 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -112,20 +114,24 @@ class Execution:
                 self.rt.agents.memory if agent.memory_enabled else None,
                 agent.approval_required,
             )
-            async with self.rt.agents.agent.iter(
-                self.prompt,
-                model=self._model(),
-                toolsets=toolsets,
-                deferred_tool_results=self.resume,
-                deps=RunDeps(
-                    self.user_id, self.session_id, self.rt.limits, MemoryBounds.of(self.rt.settings)
-                ),
-                message_history=history,
-                conversation_id=str(self.session_id),
-                instructions=self.agent.instructions or None,
-                cancellation_token=self.handle.token,
-                timeout=self.rt.settings.run_timeout_s,
-            ) as agent_run:
+            model = self._model()
+            async with (
+                _entered(model),
+                self.rt.agents.agent.iter(
+                    self.prompt,
+                    model=model,
+                    toolsets=toolsets,
+                    deferred_tool_results=self.resume,
+                    deps=RunDeps(
+                        self.user_id, self.session_id, self.rt.limits, MemoryBounds.of(self.rt.settings)
+                    ),
+                    message_history=history,
+                    conversation_id=str(self.session_id),
+                    instructions=self.agent.instructions or None,
+                    cancellation_token=self.handle.token,
+                    timeout=self.rt.settings.run_timeout_s,
+                ) as agent_run,
+            ):
                 relay = Relay(self.rt, self.handle)
                 async for node in agent_run:
                     if PydanticAgent.is_model_request_node(node):
@@ -381,6 +387,17 @@ class Execution:
                 reply=None,
                 messages=[self.stored.user_message, *self.stored.messages],
             )
+
+
+@asynccontextmanager
+async def _entered(model: Model | str) -> AsyncIterator[None]:
+    """A model built for this run is held entered by it, so that the HTTP client its provider opened
+    closes when the run ends (pydantic-ai does that itself only for a model it builds from a string)."""
+    if isinstance(model, str):
+        yield
+        return
+    async with model:
+        yield
 
 
 def _reply_of(added: list[MessageRow]) -> MessageRow | None:
