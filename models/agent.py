@@ -11,6 +11,8 @@ class Agent(Model):
     instructions = fields.TextField(default="")
     memory_enabled = fields.BooleanField(default=True)
     history_limit = fields.IntField(default=100)
+    # Model requests one run may make (pydantic-ai UsageLimits): a runaway tool loop ends there.
+    max_requests_per_run = fields.IntField(default=20)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -21,6 +21,7 @@ async def create(ctx: Context, input: AgentInput) -> Agent:
         instructions=input.instructions,
         memory_enabled=input.memory_enabled,
         history_limit=input.history_limit,
+        max_requests_per_run=input.max_requests_per_run,
     )
     return mapping.agent(await agents.create_agent(ctx.user, input.name, input.model, changes))
 
@@ -31,5 +32,6 @@ async def update(ctx: Context, name: str, input: AgentUpdateInput) -> Agent:
         instructions=input.instructions,
         memory_enabled=input.memory_enabled,
         history_limit=input.history_limit,
+        max_requests_per_run=input.max_requests_per_run,
     )
     return mapping.agent(await agents.update_agent(ctx.user, name, changes))

@@ -15,20 +15,26 @@ async def chat(
     ctx: Context, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
 ) -> AsyncGenerator[AgentEvent]:
     user = await ctx.authenticate()
+    metrics = ctx.runtime.metrics
     # aclosing: a closed subscription ends its watcher now, not when the collector runs.
-    async with aclosing(
-        streams.chat(ctx.runtime, user, session_id, content, metadata, idempotency_key)
-    ) as source:
-        async for event in source:
-            ctx.fresh_loaders()
-            yield mapping.event(event)
+    with metrics.subscription():
+        async with aclosing(
+            streams.chat(ctx.runtime, user, session_id, content, metadata, idempotency_key)
+        ) as source:
+            async for event in source:
+                ctx.fresh_loaders()
+                metrics.events_delivered.inc()
+                yield mapping.event(event)
 
 
 async def session_events(
     ctx: Context, session_id: uuid.UUID, after_sequence: int | None
 ) -> AsyncGenerator[AgentEvent]:
     user = await ctx.authenticate()
-    async with aclosing(streams.session_events(ctx.runtime, user, session_id, after_sequence)) as source:
-        async for event in source:
-            ctx.fresh_loaders()
-            yield mapping.event(event)
+    metrics = ctx.runtime.metrics
+    with metrics.subscription():
+        async with aclosing(streams.session_events(ctx.runtime, user, session_id, after_sequence)) as source:
+            async for event in source:
+                ctx.fresh_loaders()
+                metrics.events_delivered.inc()
+                yield mapping.event(event)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from schema.memory import MemoryEntry
     from schema.message import Message, MessageConnection
     from schema.run import Run
-    from schema.stats import SessionStats
+    from schema.stats import DailyBudget, SessionStats, UsageStats
 
 
 class Resolve(Protocol):
@@ -45,6 +45,10 @@ class Resolve(Protocol):
     async def history(self, session_id: uuid.UUID) -> JSON: ...
 
     async def message_by_id(self, message_id: uuid.UUID | None) -> Message | None: ...
+
+    async def usage_today(self, user_id: uuid.UUID) -> UsageStats: ...
+
+    async def daily_budget(self, user_id: uuid.UUID) -> DailyBudget: ...
 
 
 Info = strawberry.Info[Resolve, None]

@@ -56,6 +56,7 @@ class AgentInput:
     instructions: str | None = None
     memory_enabled: bool | None = None
     history_limit: int | None = None
+    max_requests_per_run: int | None = None
 
 
 @strawberry.input
@@ -64,3 +65,4 @@ class AgentUpdateInput:
     instructions: str | None = None
     memory_enabled: bool | None = None
     history_limit: int | None = None
+    max_requests_per_run: int | None = None

@@ -18,8 +18,10 @@ from typing import Any, Literal
 
 from pydantic_ai import Agent as PydanticAgent
 from pydantic_ai import RunContext
+from pydantic_ai.capabilities.instrumentation import Instrumentation
 from pydantic_ai.messages import InstructionPart, ModelMessage, ModelResponse
 from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
+from pydantic_ai.models.instrumented import InstrumentationSettings
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.toolsets import FunctionToolset
@@ -67,11 +69,17 @@ async def delete_memory(ctx: RunContext[RunDeps], key: str, scope: Scope = "user
 class Agents:
     """The two agents every run uses one of (built once: building one costs more than a run)."""
 
-    def __init__(self) -> None:
+    def __init__(self, instrument: InstrumentationSettings | None = None) -> None:
+        # instrument: pydantic-ai's own spans (services/tracing.py), None when tracing is off.
+        capabilities = [Instrumentation(settings=instrument)] if instrument is not None else None
         self.with_memory: PydanticAgent[RunDeps, str] = PydanticAgent(
-            deps_type=RunDeps, toolsets=[FunctionToolset([save_memory, delete_memory])]
+            deps_type=RunDeps,
+            toolsets=[FunctionToolset([save_memory, delete_memory])],
+            capabilities=capabilities,
         )
-        self.without_memory: PydanticAgent[RunDeps, str] = PydanticAgent(deps_type=RunDeps)
+        self.without_memory: PydanticAgent[RunDeps, str] = PydanticAgent(
+            deps_type=RunDeps, capabilities=capabilities
+        )
 
     def get(self, memory_enabled: bool) -> PydanticAgent[RunDeps, str]:
         return self.with_memory if memory_enabled else self.without_memory

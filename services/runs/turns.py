@@ -19,13 +19,14 @@ import asyncpg
 from pydantic_ai.messages import ModelRequest, UserPromptPart
 
 from models import Agent, Message, Role, Run, RunStatus, Session, User
-from services import events, liveness
+from services import events, liveness, telemetry
 from services.conversation import RowDraft, dump
 from services.database import acquire, model_from
 from services.errors import BadInput, NotFound, RunInProgress, ServiceUnavailable
 from services.notices import cancel_run as notify_cancel
 from services.runs.executor import Execution
 from services.runs.handles import RunHandle, TurnResult
+from services.runs.telemetry import observed
 from services.transcript import MessageRow, append, lock_idle_session, message_from_model
 
 if TYPE_CHECKING:
@@ -87,11 +88,15 @@ async def start_turn(
     session = await Session.filter(id=session_id, user_id=user.id).select_related("agent").first()
     if session is None:
         raise NotFound.of("session", session_id)
+    telemetry.bind(session_id=session.id)
+    await rt.budgets.check(user, session.id, idempotency_key)  # past it: no message is stored
     rt.check_accepting()
     started: asyncio.Future[Started] = asyncio.get_running_loop().create_future()
     rt.spawn(_turn(rt, user.id, session, content, meta, idempotency_key, started), name="parley-turn")
     # The turn goes on whatever happens to this request: wait for its start without owning it.
-    return await asyncio.shield(started)
+    begun = await asyncio.shield(started)
+    telemetry.bind(run_id=begun.run.id)
+    return begun
 
 
 async def _turn(
@@ -118,7 +123,8 @@ async def _turn(
     handle = begun.handle
     try:
         agent: Agent = session.agent
-        await Execution(rt, handle, agent, user_id, content, begun.user_message).run()
+        with observed(rt, handle):
+            await Execution(rt, handle, agent, user_id, content, begun.user_message).run()
     finally:
         handle.done.set()
         rt.runs.handles.pop(handle.run.id, None)
