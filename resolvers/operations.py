@@ -79,7 +79,8 @@ class Operations(SchemaExtension):
         if span.is_recording():
             span.update_name(f"{self.kind} {self.name}")
             span.set_attribute("graphql.operation.type", self.kind)
-            span.set_attribute("graphql.operation.name", self.execution_context.operation_name or "")
+            if self.execution_context.operation_name:
+                span.set_attribute("graphql.operation.name", self.execution_context.operation_name)
             if ctx.settings.trace_content and self.execution_context.query:
                 span.set_attribute("graphql.document", self.execution_context.query)
         caller = ctx.caller

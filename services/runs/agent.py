@@ -73,12 +73,13 @@ class Agents:
         # instrument: pydantic-ai's own spans (services/tracing.py), None when tracing is off.
         capabilities = [Instrumentation(settings=instrument)] if instrument is not None else None
         self.with_memory: PydanticAgent[RunDeps, str] = PydanticAgent(
+            name="parley",
             deps_type=RunDeps,
             toolsets=[FunctionToolset([save_memory, delete_memory])],
             capabilities=capabilities,
         )
         self.without_memory: PydanticAgent[RunDeps, str] = PydanticAgent(
-            deps_type=RunDeps, capabilities=capabilities
+            name="parley", deps_type=RunDeps, capabilities=capabilities
         )
 
     def get(self, memory_enabled: bool) -> PydanticAgent[RunDeps, str]:

@@ -1,0 +1,144 @@
+"""Traces (API.md section 10): spans captured in memory, pydantic-ai's under the GraphQL operation's."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from tests.conftest import Api
+from tests.scripted import call, register, tool_returns
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+SECRET = "plum-42-zebra"
+
+
+async def remembers(messages: Any, info: Any) -> Any:
+    """Saves the user's words with a tool, then answers."""
+    if not tool_returns(messages):
+        args = '{"key": "fact", "value": "' + SECRET + '", "scope": "session"}'
+        yield call("save_memory", args, "c1")
+    else:
+        yield f"Noted: {SECRET}."
+
+
+Traced = Callable[..., Any]
+
+
+@pytest.fixture
+async def traced(app: Any, settings: Any) -> AsyncIterator[Traced]:
+    """An app whose spans go to memory: ``api, exporter = await traced(trace_content=False)``."""
+    from services import users
+    from web.app import create_app
+
+    async with AsyncExitStack() as stack:
+
+        async def make(**changes: Any) -> tuple[Api, Api, InMemorySpanExporter]:
+            exporter = InMemorySpanExporter()
+            provider = TracerProvider()
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+            traced_app = create_app(settings.model_copy(update=changes), tracer_provider=provider)
+            await stack.enter_async_context(traced_app.router.lifespan_context(traced_app))
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=traced_app), base_url="http://parley.test"
+                )
+            )
+            rt = traced_app.state.runtime
+            _, token = await users.create_user(f"user-{uuid.uuid4().hex[:8]}")
+            _, admin_token = await users.create_user(f"admin-{uuid.uuid4().hex[:8]}", is_admin=True)
+            return Api(client, token, runtime=rt), Api(client, admin_token, runtime=rt), exporter
+
+        yield make
+
+
+async def run_turn(api: Api, admin: Api) -> tuple[str, str]:
+    model = register(admin.runtime.models, remembers)
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    await admin.gql(
+        "mutation($i: AgentInput!) { createAgent(input: $i) { name } }", {"i": {"name": name, "model": model}}
+    )
+    session = (
+        await api.gql("mutation($n: String) { createSession(input: {agentName: $n}) { id } }", {"n": name})
+    )["createSession"]["id"]
+    sent = await api.gql(
+        "mutation($s: UUID!, $c: String!) { sendMessage(sessionId: $s, content: $c) { run { id status } } }",
+        {"s": session, "c": f"remember {SECRET}"},
+    )
+    run = sent["sendMessage"]["run"]
+    assert run["status"] == "COMPLETED"
+    return session, run["id"]
+
+
+def children(spans: list[ReadableSpan], parent: ReadableSpan) -> list[ReadableSpan]:
+    assert parent.context is not None
+    return [s for s in spans if s.parent is not None and s.parent.span_id == parent.context.span_id]
+
+
+def descendants(spans: list[ReadableSpan], root: ReadableSpan) -> list[ReadableSpan]:
+    found, todo = [], [root]
+    while todo:
+        for child in children(spans, todo.pop()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def recorded(span: ReadableSpan) -> str:
+    """Everything a span carries, as text."""
+    events = [dict(e.attributes or {}) for e in span.events]
+    return f"{span.name} {dict(span.attributes or {})} {events}"
+
+
+async def test_agent_spans_nest_under_the_operation(traced: Traced) -> None:
+    api, admin, exporter = await traced()
+    session, run_id = await run_turn(api, admin)
+    spans = list(exporter.get_finished_spans())
+
+    (operation,) = [s for s in spans if s.name == "mutation sendMessage"]
+    assert operation.kind is SpanKind.SERVER and operation.parent is None
+    attributes = dict(operation.attributes or {})
+    assert attributes["graphql.operation.type"] == "mutation"
+    assert attributes["parley.session_id"] == session and attributes["parley.run_id"] == run_id
+
+    (run,) = children(spans, operation)
+    assert run.name == "parley run"
+    assert dict(run.attributes or {})["parley.run_id"] == run_id
+    assert dict(run.attributes or {})["parley.session_id"] == session
+
+    (agent_run,) = children(spans, run)  # pydantic-ai's own, in the GenAI conventions
+    assert dict(agent_run.attributes or {})["gen_ai.conversation.id"] == session
+    below = descendants(spans, agent_run)
+    requests = [s for s in below if "gen_ai.usage.input_tokens" in (s.attributes or {})]
+    assert len(requests) == 2  # the tool call, then the answer
+    assert all(dict(s.attributes or {}).get("gen_ai.usage.output_tokens", 0) > 0 for s in requests)
+    tools = [s for s in below if dict(s.attributes or {}).get("gen_ai.tool.name") == "save_memory"]
+    assert len(tools) == 1
+
+    # No content: not the message, the reply, the tool's arguments, nor the document.
+    for span in spans:
+        assert SECRET not in recorded(span), span.name
+    assert "graphql.document" not in attributes
+
+
+async def test_contents_only_when_asked(traced: Traced) -> None:
+    api, admin, exporter = await traced(trace_content=True)
+    await run_turn(api, admin)
+    spans = list(exporter.get_finished_spans())
+    assert any(SECRET in recorded(s) for s in spans if s.name != "mutation sendMessage")
+    (operation,) = [s for s in spans if s.name == "mutation sendMessage"]
+    assert "sendMessage" in str(dict(operation.attributes or {})["graphql.document"])
+
+
+async def test_no_tracing_without_an_endpoint(api: Api) -> None:
+    assert not api.runtime.tracing.enabled
+    assert api.runtime.tracing.agent_instrumentation() is None
