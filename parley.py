@@ -80,6 +80,7 @@ def _metrics_dir(workers: int, given: bool) -> Iterator[None]:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import functools
+    import logging.config
 
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
@@ -93,6 +94,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _exit_cleanly)
     workers = args.workers or settings.workers
+    log_config = telemetry.log_config(settings.log_format, settings.log_level)
+    if log_config is not None:  # the embedded database and the migrations log in it too
+        logging.config.dictConfig(log_config)
     with _database_url() as url, _metrics_dir(workers, settings.metrics_dir is not None):
         asyncio.run(database.migrate(url))
         # Workers are new processes that read the settings again: hand them the same database
@@ -106,7 +110,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port or settings.port,
             workers=workers,
             log_level=settings.log_level,
-            log_config=telemetry.log_config(settings.log_format, settings.log_level) or LOGGING_CONFIG,
+            log_config=log_config or LOGGING_CONFIG,
             # JSON logs get Parley's own access lines (with the request id, without query strings).
             access_log=settings.log_format != "json",
             # A protocol factory: uvicorn calls it like the class, though it types `http` as one.
