@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -35,30 +33,17 @@ Traced = Callable[..., Any]
 
 
 @pytest.fixture
-async def traced(app: Any, settings: Any) -> AsyncIterator[Traced]:
-    """An app whose spans go to memory: ``api, exporter = await traced(trace_content=False)``."""
-    from services import users
-    from web.app import create_app
+def traced(configured: Any) -> Traced:
+    """An app whose spans go to memory: ``api, admin, exporter = await traced(trace_content=False)``."""
 
-    async with AsyncExitStack() as stack:
+    async def make(**changes: Any) -> tuple[Api, Api, InMemorySpanExporter]:
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        api, admin = await configured(tracer_provider=provider, **changes)
+        return api, admin, exporter
 
-        async def make(**changes: Any) -> tuple[Api, Api, InMemorySpanExporter]:
-            exporter = InMemorySpanExporter()
-            provider = TracerProvider()
-            provider.add_span_processor(SimpleSpanProcessor(exporter))
-            traced_app = create_app(settings.model_copy(update=changes), tracer_provider=provider)
-            await stack.enter_async_context(traced_app.router.lifespan_context(traced_app))
-            client = await stack.enter_async_context(
-                httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=traced_app), base_url="http://parley.test"
-                )
-            )
-            rt = traced_app.state.runtime
-            _, token = await users.create_user(f"user-{uuid.uuid4().hex[:8]}")
-            _, admin_token = await users.create_user(f"admin-{uuid.uuid4().hex[:8]}", is_admin=True)
-            return Api(client, token, runtime=rt), Api(client, admin_token, runtime=rt), exporter
-
-        yield make
+    return make
 
 
 async def run_turn(api: Api, admin: Api) -> tuple[str, str]:
