@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
 
+import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -14,6 +19,7 @@ from opentelemetry.trace import SpanKind
 
 from tests.conftest import Api
 from tests.scripted import call, register, tool_returns
+from tests.servers import parley_server
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -127,3 +133,60 @@ async def test_contents_only_when_asked(traced: Traced) -> None:
 async def test_no_tracing_without_an_endpoint(api: Api) -> None:
     assert not api.runtime.tracing.enabled
     assert api.runtime.tracing.agent_instrumentation() is None
+
+
+class _Collector(BaseHTTPRequestHandler):
+    """An OTLP/HTTP trace receiver: keeps every span name it is sent."""
+
+    received: ClassVar[list[tuple[str, dict[str, Any]]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        request = ExportTraceServiceRequest.FromString(body)
+        for resource_spans in request.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    attributes = {a.key: a.value.string_value or a.value.int_value for a in span.attributes}
+                    self.received.append((span.name, attributes))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+async def test_spans_reach_an_otlp_collector(database_url: str, api: Api, tmp_path: Path) -> None:
+    """A real `parley serve` with OTEL_EXPORTER_OTLP_ENDPOINT, and a collector over HTTP."""
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    thread = threading.Thread(target=collector.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{collector.server_address[1]}"
+        with parley_server(database_url, tmp_path, "otlp", OTEL_EXPORTER_OTLP_ENDPOINT=endpoint) as server:
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                headers = {"Authorization": f"Bearer {api.token}"}
+                created = await client.post(
+                    "/graphql",
+                    json={"query": "mutation { createSession(input: {}) { id } }"},
+                    headers=headers,
+                )
+                session = created.json()["data"]["createSession"]["id"]
+                sent = await client.post(
+                    "/graphql",
+                    json={
+                        "query": 'mutation($s: UUID!) { sendMessage(sessionId: $s, content: "hi") { run { id } } }',
+                        "variables": {"s": session},
+                    },
+                    headers=headers,
+                )
+                run_id = sent.json()["data"]["sendMessage"]["run"]["id"]
+        # The server's stop sent what it had buffered.
+        names = [name for name, _ in _Collector.received]
+        assert {"mutation sendMessage", "parley run", "invoke_agent parley", "chat echo"} <= set(names)
+        (run,) = [attributes for name, attributes in _Collector.received if name == "parley run"]
+        assert run["parley.run_id"] == run_id and run["parley.session_id"] == session
+    finally:
+        collector.shutdown()
+        thread.join(timeout=10)
