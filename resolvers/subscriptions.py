@@ -23,7 +23,7 @@ async def chat(
         ) as source:
             async for event in source:
                 ctx.fresh_loaders()
-                metrics.events_delivered.inc()
+                metrics.event_delivered()
                 yield mapping.event(event)
 
 
@@ -36,5 +36,5 @@ async def session_events(
         async with aclosing(streams.session_events(ctx.runtime, user, session_id, after_sequence)) as source:
             async for event in source:
                 ctx.fresh_loaders()
-                metrics.events_delivered.inc()
+                metrics.event_delivered()
                 yield mapping.event(event)

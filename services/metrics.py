@@ -42,8 +42,9 @@ _LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w*?_(\d+)\.db$")
 
 
 class Metrics:
-    def __init__(self, metrics_dir: Path | None = None) -> None:
+    def __init__(self, metrics_dir: Path | None = None, enabled: bool = True) -> None:
         self.metrics_dir = metrics_dir
+        self.enabled = enabled  # PARLEY_METRICS=false: nothing is counted (and nothing served)
         self.registry = CollectorRegistry()
         r = self.registry
         self.runs = Counter(
@@ -120,6 +121,8 @@ class Metrics:
         output_tokens: int | None,
         cost: float | None,
     ) -> None:
+        if not self.enabled:
+            return
         self.runs.labels(status, model).inc()
         self.run_seconds.labels(model).observe(seconds)
         if input_tokens:
@@ -130,14 +133,23 @@ class Metrics:
             self.cost.labels(model).inc(cost)
 
     def first_token(self, model: str, seconds: float) -> None:
-        self.first_token_seconds.labels(model).observe(seconds)
+        if self.enabled:
+            self.first_token_seconds.labels(model).observe(seconds)
 
     def operation(self, kind: str, name: str, ok: bool, seconds: float) -> None:
-        self.operations.labels(kind, name, "ok" if ok else "error").inc()
-        self.operation_seconds.labels(kind, name).observe(seconds)
+        if self.enabled:
+            self.operations.labels(kind, name, "ok" if ok else "error").inc()
+            self.operation_seconds.labels(kind, name).observe(seconds)
+
+    def event_delivered(self) -> None:
+        if self.enabled:
+            self.events_delivered.inc()
 
     @contextlib.contextmanager
     def subscription(self) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
         self.active_subscriptions.inc()
         try:
             yield
@@ -146,6 +158,9 @@ class Metrics:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
         self.active_runs.inc()
         try:
             yield

@@ -62,7 +62,7 @@ class Runtime:
         self, settings: Settings, database_url: str, tracer_provider: TracerProvider | None = None
     ) -> None:
         self.settings = settings
-        self.metrics = Metrics(settings.metrics_dir)
+        self.metrics = Metrics(settings.metrics_dir, enabled=settings.metrics)
         self.tracing = Tracing(settings, tracer_provider)
         self.budgets = budgets.Budgets(settings)
         self.rate_limits = RateLimits(settings.rate_limit)
@@ -146,7 +146,7 @@ class Runtime:
                         self._background(self._reaper(), "parley-reaper"),
                         self._background(self._announce_watching(), "parley-watching"),
                     ]
-                    if self.metrics.multiprocess:
+                    if self.metrics.enabled and self.metrics.multiprocess:
                         background.append(self._background(self._sample_pool(), "parley-metrics"))
                     if self.settings.retention_days is not None:
                         loop = retention.sweep_forever(
