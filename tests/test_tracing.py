@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.conftest import Api
 from tests.scripted import call, register, tool_returns
@@ -190,3 +190,16 @@ async def test_spans_reach_an_otlp_collector(database_url: str, api: Api, tmp_pa
     finally:
         collector.shutdown()
         thread.join(timeout=10)
+
+
+async def test_a_failed_run_marks_its_span(traced: Traced) -> None:
+    from tests.test_budgets import agent_of, runaway
+    from tests.test_runs import new_session, send
+
+    api, admin, exporter = await traced()
+    agent = await agent_of(admin, register(admin.runtime.models, runaway), maxRequestsPerRun=2)
+    run = (await send(api, await new_session(api, agent), "loop"))["run"]
+    assert run["error"]["code"] == "USAGE_LIMIT"
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == "parley run"]
+    assert span.status.status_code is StatusCode.ERROR and span.status.description == "USAGE_LIMIT"
+    assert dict(span.attributes or {})["parley.status"] == "failed"

@@ -8,6 +8,9 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
 from services import telemetry
 from services.runs.handles import RunHandle
 
@@ -49,3 +52,8 @@ def _ended(rt: Runtime, handle: RunHandle, seconds: float) -> None:
         "error_code": run.error_code,
     }
     log.info("run ended: %s", run.status, extra={"figures": figures})
+    span = trace.get_current_span()  # the run's own, when tracing
+    if span.is_recording():
+        span.set_attribute("parley.status", str(run.status))
+        if run.error_code:
+            span.set_status(Status(StatusCode.ERROR, run.error_code))
