@@ -29,6 +29,7 @@ class Migration(migrations.Migration):
                        cost float8 NOT NULL
                    )""",
                 "CREATE INDEX run_usage_user_finished ON run_usage (user_id, finished_at)",
+                "CREATE INDEX run_usage_finished ON run_usage (finished_at)",  # the sweep of old rows
                 """CREATE FUNCTION parley_record_run_usage() RETURNS trigger LANGUAGE plpgsql AS $$
                    BEGIN
                        INSERT INTO run_usage (run_id, user_id, finished_at, tokens, cost)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 import uuid
 
+import asyncpg
+
 from services.database import acquire
 from services.errors import RateLimited
 
@@ -26,6 +28,8 @@ WHERE {_REFILLED} >= 1
 RETURNING tokens
 """
 _LEFT_SQL = f"SELECT {_REFILLED} FROM rate_buckets b WHERE b.user_id = $1"
+# A bucket untouched for a minute is full again: the same as no row at all.
+_FORGET_SQL = "DELETE FROM rate_buckets WHERE updated_at < now() - interval '1 minute'"
 
 
 class RateLimits:
@@ -48,3 +52,8 @@ class RateLimits:
             left = await conn.fetchval(_LEFT_SQL, user_id, capacity, per_second)
         missing = 1.0 - float(left or 0.0)
         raise RateLimited(retry_after=max(1, math.ceil(missing / per_second)))
+
+
+async def forget_full(conn: asyncpg.Connection) -> None:
+    """Drop buckets that have refilled (the runtime calls this now and then)."""
+    await conn.execute(_FORGET_SQL)

@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from models import Run
-from services import budgets, database, events, liveness, notices, retention
+from services import budgets, database, events, liveness, notices, rate_limits, retention
 from services.connections import Connections, sweep_dead
 from services.conversation import HistoryCache
 from services.database import Database, acquire, asyncpg_dsn
@@ -210,6 +210,7 @@ class Runtime:
                     async with acquire() as conn:
                         await liveness.forget_kept_text(conn)
                         await budgets.forget_old(conn)
+                        await rate_limits.forget_full(conn)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database is away: the next round tries again
