@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -60,12 +61,31 @@ def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+@contextlib.contextmanager
+def _metrics_dir(workers: int, given: bool) -> Iterator[None]:
+    """Several workers add up their metrics through files in one directory (prometheus-client's
+    multiprocess mode): a fresh one for this server, removed when it stops. An operator's own
+    PROMETHEUS_MULTIPROC_DIR is used as it is."""
+    if workers <= 1 or given:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="parley-metrics-") as path:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path  # read by the workers, which start after this
+        get_settings.cache_clear()
+        try:
+            yield
+        finally:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import functools
+    import logging.config
 
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
-    from services import database
+    from services import database, telemetry
     from web.protocol import HeaderDeadlineProtocol
 
     settings = get_settings()
@@ -73,7 +93,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # that into a normal exit so the embedded database below is stopped and the code is 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _exit_cleanly)
-    with _database_url() as url:
+    workers = args.workers or settings.workers
+    log_config = telemetry.log_config(settings.log_format, settings.log_level)
+    if log_config is not None:  # the embedded database and the migrations log in it too
+        logging.config.dictConfig(log_config)
+    with _database_url() as url, _metrics_dir(workers, settings.metrics_dir is not None):
         asyncio.run(database.migrate(url))
         # Workers are new processes that read the settings again: hand them the same database
         # (and this process too: the app must join this database, not start its own).
@@ -84,8 +108,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             factory=True,
             host=args.host or settings.host,
             port=args.port or settings.port,
-            workers=args.workers or settings.workers,
+            workers=workers,
             log_level=settings.log_level,
+            log_config=log_config or LOGGING_CONFIG,
+            # JSON logs get Parley's own access lines (with the request id, without query strings).
+            access_log=settings.log_format != "json",
             # A protocol factory: uvicorn calls it like the class, though it types `http` as one.
             http=functools.partial(HeaderDeadlineProtocol, header_timeout_s=settings.header_timeout_s),  # type: ignore[arg-type]
             timeout_keep_alive=settings.keepalive_timeout_s,

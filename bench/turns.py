@@ -317,8 +317,78 @@ def run(args: argparse.Namespace) -> h.Report:
     return report
 
 
+OPS_ON = {"PARLEY_METRICS": "true", "PARLEY_LOG_FORMAT": "json", "PARLEY_LOG_LEVEL": "info"}
+OPS_OFF = {"PARLEY_METRICS": "false", "PARLEY_LOG_FORMAT": "text", "PARLEY_LOG_LEVEL": "info"}
+OPS_SLICES = 4
+
+
+async def operations_phases(
+    on: h.Server, off: h.Server, token: str, seconds: float, db_name: str
+) -> list[Side]:
+    """The same turns on two Parley servers, both up, in alternating slices: operations on, off."""
+    async with (
+        h.Client(on.url, token, connections=CONCURRENCY + 4) as on_client,
+        h.Client(off.url, token, connections=CONCURRENCY + 4) as off_client,
+    ):
+        sides = []
+        for label, server, client in (("metrics + JSON logs", on, on_client), ("both off", off, off_client)):
+
+            async def turn(sid: str, text: str, client: h.Client = client) -> float:
+                return await h.send_turn(client, sid, text)
+
+            sessions = [await h.create_session(client, f"ops {i}") for i in range(CONCURRENCY)]
+            sides.append(Side(label, server.pid, turn, sessions))
+        for side in sides:
+            await warm_up(side)
+        for _ in range(OPS_SLICES):
+            for side in sides:
+                await turns_slice(side, seconds / OPS_SLICES, h.CpuMeter(db_name, side.pid))
+        return sides
+
+
+def run_operations(args: argparse.Namespace) -> h.Report:
+    """--operations: the overhead of PARLEY_METRICS + PARLEY_LOG_FORMAT=json on these turns."""
+    loop_name = h.install_uvloop()
+    seconds = args.seconds or (8.0 if args.quick else 40.0)
+    report = h.Report()
+    with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp, h.bench_database("ops") as db_url:
+        db_name = db_url.rsplit("/", 1)[-1]
+        token = h.setup_database(db_url)
+        with (
+            h.Server(db_url, log_dir=Path(tmp), PARLEY_MODEL="echo", **OPS_ON) as on,
+            h.Server(db_url, log_dir=Path(tmp), PARLEY_MODEL="echo", **OPS_OFF) as off,
+        ):
+            print(
+                f"Parley with metrics + JSON logs (pid {on.pid}) and with both off (pid {off.pid}): "
+                f"{CONCURRENCY} sessions each, {seconds:g}s each in {OPS_SLICES} alternating slices, client {loop_name}"
+            )
+            try:
+                with_ops, without = asyncio.run(operations_phases(on, off, token, seconds, db_name))
+            except h.Stuck as exc:
+                h.fail_stuck(report, exc, db_url)
+            json_lines = sum(1 for _ in on.log_path.open())
+    for side in (with_ops, without):
+        report.figure(f"Parley, {side.label}: turns/s", f"{side.rate:.1f}")
+        side_figures(report, side)
+    ratio = with_ops.rate / without.rate
+    cpu_ratio = (with_ops.server_cpu / len(with_ops.latencies)) / (
+        without.server_cpu / len(without.latencies)
+    )
+    report.figure("turns/s ratio on / off", f"{ratio:.3f}", "≥ 0.95", ratio >= 0.95)
+    report.figure("server CPU per turn ratio on / off", f"{cpu_ratio:.3f}", "≤ 1.05", cpu_ratio <= 1.05)
+    report.figure("JSON log lines written", f"{json_lines}")
+    for side in (with_ops, without):
+        for i, note in enumerate(side.notes, 1):
+            print(f"  {side.label} slice {i}: {note}")
+    return report
+
+
 if __name__ == "__main__":
     parser = h.base_args(__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, help="length of the service phase (default 20, quick 5)")
-    h.main_wrapper(run, parser.parse_args())
+    parser.add_argument(
+        "--operations", action="store_true", help="instead: metrics + JSON logs on vs off, side by side"
+    )
+    options = parser.parse_args()
+    h.main_wrapper(run_operations if options.operations else run, options)
     sys.exit(0)

@@ -18,6 +18,8 @@ class Agent(Model):
     approval_required: list[str] = fields.JSONField(
         default=list, db_default="[]"
     )  # tool names; "*": every tool
+    # Model requests one run may make (pydantic-ai UsageLimits): a runaway tool loop ends there.
+    max_requests_per_run = fields.IntField(default=20, db_default=20)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

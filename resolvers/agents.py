@@ -24,6 +24,7 @@ async def create(ctx: Context, input: AgentInput) -> Agent:
         history_limit=input.history_limit,
         mcp_servers=_servers(input.mcp_servers),
         approval_required=input.approval_required,
+        max_requests_per_run=input.max_requests_per_run,
     )
     created = await agents.create_agent(ctx.user, input.name, input.model, changes, ctx.runtime.tools)
     return mapping.agent(created)
@@ -37,6 +38,7 @@ async def update(ctx: Context, name: str, input: AgentUpdateInput) -> Agent:
         history_limit=input.history_limit,
         mcp_servers=_servers(input.mcp_servers),
         approval_required=input.approval_required,
+        max_requests_per_run=input.max_requests_per_run,
     )
     return mapping.agent(await agents.update_agent(ctx.user, name, changes, ctx.runtime.tools))
 

@@ -23,9 +23,9 @@ from schema.enums import MessageRole
 from schema.memory import MemoryEntry
 from schema.message import Message, MessageConnection
 from schema.run import Run
-from schema.stats import SessionStats
+from schema.stats import DailyBudget, SessionStats, UsageStats
 from schema.tools import ToolInfo
-from services import agents, branches, memory, messages, runs, stats
+from services import agents, branches, memory, messages, runs, stats, telemetry
 from services.errors import NotFound, Unauthenticated
 from services.limits import Limits
 from services.runtime import Runtime
@@ -130,6 +130,12 @@ class Context:
     async def authenticate(self) -> User:
         if self._user is None:
             self._user = await authenticate(self.authorization, self.settings)
+        telemetry.bind(user=self._user.id)  # its id: names may be personal (a JWT's e-mail subject)
+        return self._user
+
+    @property
+    def caller(self) -> User | None:
+        """The authenticated user, if any yet."""
         return self._user
 
     @property
@@ -204,3 +210,15 @@ class Context:
         return [
             mapping.tool_info(t) for t in await agents.agent_tools(found, self.runtime.tools, memory_tools)
         ]
+
+    async def usage_today(self, user_id: uuid.UUID) -> UsageStats:
+        return mapping.usage_stats(await stats.usage_stats(self._own(user_id), 1))
+
+    async def daily_budget(self, user_id: uuid.UUID) -> DailyBudget:
+        return mapping.daily_budget(await self.runtime.budgets.of(self._own(user_id).id))
+
+    def _own(self, user_id: uuid.UUID) -> User:
+        """Only the caller's own figures are told."""
+        if user_id != self.user.id:
+            raise NotFound.of("user", user_id)
+        return self.user

@@ -28,7 +28,7 @@ from schema.pagination import PageInfo
 from schema.payloads import SendMessagePayload
 from schema.run import Run
 from schema.session import SearchHit, Session, SessionConnection, SessionEdge
-from schema.stats import AgentUsage, SessionStats, UsageStats
+from schema.stats import AgentUsage, DailyBudget, SessionStats, UsageStats
 from schema.tools import ApprovalRequest, McpServer, ToolInfo
 from schema.user import User
 from services import events, figures, search, stats, tools
@@ -54,6 +54,7 @@ def agent(row: models.Agent) -> Agent:
         instructions=row.instructions,
         memory_enabled=row.memory_enabled,
         history_limit=row.history_limit,
+        max_requests_per_run=row.max_requests_per_run,
         created_at=row.created_at,
         mcp_servers=[
             McpServer(
@@ -192,6 +193,10 @@ def session_stats(value: figures.SessionStats) -> SessionStats:
 
 def usage_stats(value: figures.UsageStats) -> UsageStats:
     return _derived(UsageStats, value)
+
+
+def daily_budget(value: figures.DailyBudget) -> DailyBudget:
+    return _derived(DailyBudget, value)
 
 
 def agent_usage(value: stats.AgentUsage) -> AgentUsage:

@@ -23,6 +23,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from resolvers import agents, mapping, memory, messages, runs, sessions, stats, subscriptions
 from resolvers.context import Context
+from resolvers.operations import Operations
 from schema.agent import Agent
 from schema.enums import MemoryScope
 from schema.errors import Authenticate, ErrorCodes, is_expected
@@ -342,6 +343,7 @@ def build_schema(settings: Settings, execution_context_class: type[Any] | None =
         partial(_ParserCache, maxsize=256),
         partial(ValidationCache, maxsize=256),
         Authenticate,
+        Operations,  # after Authenticate: the rate limit counts the caller's operations
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)

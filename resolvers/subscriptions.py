@@ -14,41 +14,43 @@ from services import runs, streams
 async def chat(
     ctx: Context, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
 ) -> AsyncGenerator[AgentEvent]:
-    user = await ctx.authenticate()
-    # aclosing: a closed subscription ends its watcher now, not when the collector runs.
-    ask = runs.Ask(content, metadata, idempotency_key)
-    async with aclosing(streams.chat(ctx.runtime, user, session_id, ask)) as source:
-        async for event in source:
-            ctx.fresh_loaders()
-            yield mapping.event(event)
+    async for event in _stream(ctx, session_id, runs.Ask(content, metadata, idempotency_key)):
+        yield event
 
 
 def edit_message(
     ctx: Context, message_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
 ) -> AsyncGenerator[AgentEvent]:
-    return _branch(ctx, runs.Ask(content, metadata, idempotency_key, edit=message_id))
+    return _stream(ctx, None, runs.Ask(content, metadata, idempotency_key, edit=message_id))
 
 
 def regenerate(
     ctx: Context, message_id: uuid.UUID, idempotency_key: str | None
 ) -> AsyncGenerator[AgentEvent]:
-    return _branch(ctx, runs.Ask(None, None, idempotency_key, again=message_id))
+    return _stream(ctx, None, runs.Ask(None, None, idempotency_key, again=message_id))
 
 
-async def _branch(ctx: Context, ask: runs.Ask) -> AsyncGenerator[AgentEvent]:
-    """editMessage / regenerate as subscriptions: the message names the session."""
+async def _stream(ctx: Context, session_id: uuid.UUID | None, ask: runs.Ask) -> AsyncGenerator[AgentEvent]:
+    """A turn's run streamed (for editMessage / regenerate the message names the session)."""
     user = await ctx.authenticate()
-    async with aclosing(streams.chat(ctx.runtime, user, None, ask)) as source:
-        async for event in source:
-            ctx.fresh_loaders()
-            yield mapping.event(event)
+    metrics = ctx.runtime.metrics
+    with metrics.subscription():
+        # aclosing: a closed subscription ends its watcher now, not when the collector runs.
+        async with aclosing(streams.chat(ctx.runtime, user, session_id, ask)) as source:
+            async for event in source:
+                ctx.fresh_loaders()
+                metrics.event_delivered()
+                yield mapping.event(event)
 
 
 async def session_events(
     ctx: Context, session_id: uuid.UUID, after_sequence: int | None
 ) -> AsyncGenerator[AgentEvent]:
     user = await ctx.authenticate()
-    async with aclosing(streams.session_events(ctx.runtime, user, session_id, after_sequence)) as source:
-        async for event in source:
-            ctx.fresh_loaders()
-            yield mapping.event(event)
+    metrics = ctx.runtime.metrics
+    with metrics.subscription():
+        async with aclosing(streams.session_events(ctx.runtime, user, session_id, after_sequence)) as source:
+            async for event in source:
+                ctx.fresh_loaders()
+                metrics.event_delivered()
+                yield mapping.event(event)

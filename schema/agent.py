@@ -18,6 +18,9 @@ class Agent:
     instructions: str
     memory_enabled: bool = strawberry.field(description="the model gets the memory tools")
     history_limit: int = strawberry.field(description="most messages of history sent to the model")
+    max_requests_per_run: int = strawberry.field(
+        description="most model requests one run may make; past it the run fails with USAGE_LIMIT"
+    )
     created_at: datetime
     mcp_servers: list[McpServer]
     approval_required: list[str] = strawberry.field(

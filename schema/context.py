@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from schema.memory import MemoryEntry
     from schema.message import Message, MessageConnection
     from schema.run import Run
-    from schema.stats import SessionStats
+    from schema.stats import DailyBudget, SessionStats, UsageStats
     from schema.tools import ToolInfo
 
 
@@ -50,6 +50,9 @@ class Resolve(Protocol):
     async def agent_tools(self, agent_id: uuid.UUID) -> list[ToolInfo]: ...
 
     async def siblings(self, session_id: uuid.UUID, parent_id: uuid.UUID | None) -> list[uuid.UUID]: ...
+    async def usage_today(self, user_id: uuid.UUID) -> UsageStats: ...
+
+    async def daily_budget(self, user_id: uuid.UUID) -> DailyBudget: ...
 
 
 Info = strawberry.Info[Resolve, None]

@@ -89,14 +89,23 @@ def with_code(error: GraphQLError) -> GraphQLError:
     if (error.extensions or {}).get("code"):
         return error
     code, message = _code(error)
+    original = _original(error)
+    extra = original.extensions if isinstance(original, ParleyError) else {}  # e.g. retryAfter
     return GraphQLError(
         message,
         nodes=error.nodes,
         source=error.source,
         positions=error.positions,
         path=error.path,
-        extensions={**(error.extensions or {}), "code": code},
+        extensions={**(error.extensions or {}), **extra, "code": code},
     )
+
+
+def _original(error: GraphQLError) -> BaseException | None:
+    original = error.original_error
+    while isinstance(original, GraphQLError) and original.original_error is not None:
+        original = original.original_error
+    return original
 
 
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")

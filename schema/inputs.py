@@ -59,6 +59,7 @@ class AgentInput:
     history_limit: int | None = None
     mcp_servers: list[McpServerInput] | None = None
     approval_required: list[str] | None = None
+    max_requests_per_run: int | None = None
 
 
 @strawberry.input
@@ -69,3 +70,4 @@ class AgentUpdateInput:
     history_limit: int | None = None
     mcp_servers: list[McpServerInput] | None = None
     approval_required: list[str] | None = None
+    max_requests_per_run: int | None = None

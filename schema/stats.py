@@ -21,6 +21,14 @@ class UsageStats(figures.UsageStats):
     pass
 
 
+@strawberry.type(
+    description="the caller's daily budgets (PARLEY_USER_DAILY_TOKENS / _COST) over the last 24 hours"
+)
+class DailyBudget(figures.DailyBudget):
+    token_limit: int | None = strawberry.field(description="null: no token budget")
+    cost_limit: float | None = strawberry.field(description="USD; null: no cost budget")
+
+
 @strawberry.type
 class AgentUsage:
     agent: Agent

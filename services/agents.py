@@ -18,6 +18,7 @@ from services.tools import MEMORY_TOOLS, McpServer, Toolbox, ToolInfo, check_app
 DEFAULT_AGENT = "assistant"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _MAX_HISTORY = 10_000
+_MAX_REQUESTS = 1_000
 
 
 @dataclass
@@ -28,6 +29,7 @@ class AgentChanges:
     history_limit: int | None = None
     mcp_servers: list[McpServer] | None = None
     approval_required: list[str] | None = None
+    max_requests_per_run: int | None = None
 
 
 def _require_admin(user: User) -> None:
@@ -40,6 +42,8 @@ def _check(changes: AgentChanges) -> None:
         _check_model(changes.model)
     if changes.history_limit is not None and not 1 <= changes.history_limit <= _MAX_HISTORY:
         raise BadInput(f"historyLimit must be between 1 and {_MAX_HISTORY}")
+    if changes.max_requests_per_run is not None and not 1 <= changes.max_requests_per_run <= _MAX_REQUESTS:
+        raise BadInput(f"maxRequestsPerRun must be between 1 and {_MAX_REQUESTS}")
     if changes.instructions is not None and len(changes.instructions) > 100_000:
         raise BadInput("instructions are limited to 100000 characters")
     if changes.mcp_servers is not None:
@@ -115,6 +119,8 @@ async def create_agent(user: User, name: str, model: str, changes: AgentChanges,
         fields["memory_enabled"] = changes.memory_enabled
     if changes.history_limit is not None:
         fields["history_limit"] = changes.history_limit
+    if changes.max_requests_per_run is not None:
+        fields["max_requests_per_run"] = changes.max_requests_per_run
     try:
         return await Agent.create(**fields)
     except IntegrityError as exc:
@@ -152,6 +158,9 @@ async def update_agent(user: User, name: str, changes: AgentChanges, toolbox: To
     if changes.history_limit is not None:
         agent.history_limit = changes.history_limit
         changed.append("history_limit")
+    if changes.max_requests_per_run is not None:
+        agent.max_requests_per_run = changes.max_requests_per_run
+        changed.append("max_requests_per_run")
     if changed:  # only these columns: a concurrent edit of the others is kept
         await agent.save(update_fields=[*changed, "updated_at"])
     return agent

@@ -137,6 +137,18 @@ async def acquire() -> AsyncIterator[asyncpg.Connection]:
         raise
 
 
+def pool_in_use() -> int:
+    """Connections checked out of this process's pool now (0 before it opens)."""
+    try:
+        client: Any = connections.get("default")
+    except Exception:  # Tortoise is not initialised (yet, or any more)
+        return 0
+    pool = getattr(client, "_pool", None)  # private: Tortoise's asyncpg pool
+    if not isinstance(pool, asyncpg.Pool):
+        return 0
+    return pool.get_size() - pool.get_idle_size()
+
+
 async def ping() -> bool:
     try:
         async with acquire() as conn:

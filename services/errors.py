@@ -12,7 +12,9 @@ clients as ``extensions.code``::
     ├── RunInProgress        RUN_IN_PROGRESS
     ├── ServiceUnavailable   SERVICE_UNAVAILABLE  (the database is unreachable, or the process is stopping)
     ├── SubscriberTooSlow    SUBSCRIBER_TOO_SLOW  (a stream dropped for falling behind)
-    └── TooManyConnections   TOO_MANY_CONNECTIONS (PARLEY_MAX_CONNECTIONS_PER_USER open sockets)
+    ├── TooManyConnections   TOO_MANY_CONNECTIONS (PARLEY_MAX_CONNECTIONS_PER_USER open sockets)
+    ├── QuotaExceeded        QUOTA_EXCEEDED       (the user's daily budget is spent)
+    └── RateLimited          RATE_LIMITED         (too many operations; ``extensions.retryAfter``)
 
 :func:`infrastructure_failure` tells what a driver or ORM exception means (the database is
 unavailable, or it refused a value). It looks at standard attributes only (OS errors, the
@@ -31,6 +33,11 @@ class ParleyError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        """What clients get in ``extensions`` besides ``code``."""
+        return {}
 
 
 class Unauthenticated(ParleyError):
@@ -81,6 +88,26 @@ class TooManyConnections(ParleyError):
     """The user already holds PARLEY_MAX_CONNECTIONS_PER_USER open WebSockets."""
 
     code = "TOO_MANY_CONNECTIONS"
+
+
+class QuotaExceeded(ParleyError):
+    """The user's PARLEY_USER_DAILY_TOKENS / PARLEY_USER_DAILY_COST over the last 24 hours is spent."""
+
+    code = "QUOTA_EXCEEDED"
+
+
+class RateLimited(ParleyError):
+    """More than PARLEY_RATE_LIMIT operations a minute; ``retry_after`` seconds until the next one."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many operations; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {"retryAfter": self.retry_after}
 
 
 class RunGone(Exception):

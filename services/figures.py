@@ -25,6 +25,16 @@ class SessionStats:
 
 
 @dataclass
+class DailyBudget:
+    token_limit: int | None
+    cost_limit: float | None
+    tokens_used: int
+    cost_used: float
+    tokens_left: int | None
+    cost_left: float | None
+
+
+@dataclass
 class UsageStats:
     period_days: int
     sessions: int

@@ -26,10 +26,10 @@ import logging
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models import Run
-from services import events, liveness, notices, retention
+from services import budgets, database, events, liveness, notices, rate_limits, retention
 from services.connections import Connections, sweep_dead
 from services.conversation import HistoryCache
 from services.database import Database, acquire, asyncpg_dsn
@@ -39,21 +39,34 @@ from services.hub import Hub, run_of
 from services.limits import Limits
 from services.listener import Listener
 from services.llm import ModelRegistry
+from services.metrics import Metrics
+from services.rate_limits import RateLimits
 from services.runs import RunRegistry
 from services.runs.agent import Agents
 from services.settings import Settings
 from services.tools import Toolbox
+from services.tracing import Tracing
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger("parley.runtime")
 
 LAG_PROBE_S = 0.02
 WATCH_RENEW_S = 5.0  # under the fan-out's WATCH_TTL_S
 STOP_RUNS_S = 7.0  # a clean stop must end within 10 s; replies get most of it to record their ends
+METRICS_SAMPLE_S = 1.0  # with several workers, each tells its pool use this often
 
 
 class Runtime:
-    def __init__(self, settings: Settings, database_url: str) -> None:
+    def __init__(
+        self, settings: Settings, database_url: str, tracer_provider: TracerProvider | None = None
+    ) -> None:
         self.settings = settings
+        self.metrics = Metrics(settings.metrics_dir, enabled=settings.metrics)
+        self.tracing = Tracing(settings, tracer_provider)
+        self.budgets = budgets.Budgets(settings)
+        self.rate_limits = RateLimits(settings.rate_limit)
         self.limits = Limits.of(settings)
         self.owner_key = secrets.randbits(62)
         self.db = Database(database_url, settings.pool_size)
@@ -62,7 +75,7 @@ class Runtime:
         self.runs = RunRegistry()
         self.connections = Connections(self.owner_key, settings.max_connections_per_user)
         self.models = ModelRegistry()
-        self.agents = Agents()
+        self.agents = Agents(self.tracing.agent_instrumentation())
         self.tools = Toolbox(settings.tool_timeout_s, self._keep)
         self.history = HistoryCache()
         self.sweeper = retention.Sweeper()
@@ -145,6 +158,8 @@ class Runtime:
                         self._background(self._reaper(), "parley-reaper"),
                         self._background(self._announce_watching(), "parley-watching"),
                     ]
+                    if self.metrics.enabled and self.metrics.multiprocess:
+                        background.append(self._background(self._sample_pool(), "parley-metrics"))
                     if self.settings.retention_days is not None:
                         loop = retention.sweep_forever(
                             self.settings.retention_days, self.settings.retention_interval_s, self.sweeper
@@ -158,6 +173,7 @@ class Runtime:
                 await self.listener.close()
         finally:
             await self.db.close()
+            self.tracing.close()
 
     def _background(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         assert self._group is not None
@@ -205,6 +221,8 @@ class Runtime:
                 if rounds % 60 == 0:
                     async with acquire() as conn:
                         await liveness.forget_kept_text(conn)
+                        await budgets.forget_old(conn)
+                        await rate_limits.forget_full(conn)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database is away: the next round tries again
@@ -222,6 +240,14 @@ class Runtime:
             log.warning("ended %d runs of stopped processes as INTERRUPTED", len(ended))
         for run in await Run.filter(id__in=[e.run_id for e in ended]):
             self.hub.deliver(run.session_id, events.RunFinished(run))
+            seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else 0.0
+            self.metrics.run_ended(run.model, run.status, seconds, None, None, None)
+
+    async def _sample_pool(self) -> None:
+        """Other workers answer /metrics too: this one's pool use is written down now and then."""
+        while True:
+            self.metrics.db_pool_in_use.set(database.pool_in_use())
+            await asyncio.sleep(METRICS_SAMPLE_S)
 
     def _watch_started(self, session_id: uuid.UUID) -> None:
         self._new_watches.add(session_id)

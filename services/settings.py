@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,17 @@ class Settings(BaseSettings):
     )
     jwt_audience: str | None = Field(default=None, validation_alias="PARLEY_JWT_AUDIENCE")
     jwt_issuer: str | None = Field(default=None, validation_alias="PARLEY_JWT_ISSUER")
+    # Operations (API.md section 10).
+    user_daily_tokens: int | None = Field(default=None, ge=1, validation_alias="PARLEY_USER_DAILY_TOKENS")
+    user_daily_cost: float | None = Field(default=None, gt=0, validation_alias="PARLEY_USER_DAILY_COST")
+    rate_limit: int | None = Field(default=None, ge=1, validation_alias="PARLEY_RATE_LIMIT")
+    log_format: Literal["text", "json"] = Field(default="text", validation_alias="PARLEY_LOG_FORMAT")
+    metrics: bool = Field(default=True, validation_alias="PARLEY_METRICS")
+    otlp_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    trace_content: bool = Field(default=False, validation_alias="PARLEY_TRACE_CONTENT")
+    # prometheus-client's own variable: set, every process writes its figures there (multiprocess
+    # mode) and /metrics adds them all up. `parley serve --workers N` sets it up by itself.
+    metrics_dir: Path | None = Field(default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
 
     # Additions beyond the contract, with safe defaults.
     pool_size: int = Field(default=20, ge=1, validation_alias="PARLEY_DB_POOL_SIZE")

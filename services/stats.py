@@ -174,6 +174,7 @@ _AGENT_COLUMNS = [
     "instructions",
     "memory_enabled",
     "history_limit",
+    "max_requests_per_run",
     "created_at",
     "mcp_servers",
     "approval_required",

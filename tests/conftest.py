@@ -220,3 +220,27 @@ async def subscription(
         yield data()
     finally:
         await results.aclose()
+
+
+@pytest.fixture
+async def configured(app: Any, settings: Any) -> AsyncIterator[Any]:
+    """An app built from changed settings (its own lifespan and runtime) with a fresh user and
+    admin on it: ``user, admin = await configured(rate_limit=5)``; ``tracer_provider=`` too."""
+    from services import users
+    from web.app import create_app
+
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(tracer_provider: Any = None, **changes: Any) -> tuple[Api, Api]:
+            other = create_app(settings.model_copy(update=changes), tracer_provider=tracer_provider)
+            await stack.enter_async_context(other.router.lifespan_context(other))
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url="http://parley.test")
+            )
+            rt = other.state.runtime
+            name, admin_name = f"user-{uuid.uuid4().hex[:8]}", f"admin-{uuid.uuid4().hex[:8]}"
+            _, token = await users.create_user(name)
+            _, admin_token = await users.create_user(admin_name, is_admin=True)
+            return Api(client, token, name, rt), Api(client, admin_token, admin_name, rt)
+
+        yield make

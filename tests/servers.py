@@ -71,13 +71,13 @@ def server_env(database_url: str | None, **extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def parley_server(
-    database_url: str | None, tmp_path: Path, name: str = "a", **extra: str
+    database_url: str | None, tmp_path: Path, name: str = "a", workers: int = 1, **extra: str
 ) -> Iterator[Server]:
     port = free_port()
     log = tmp_path / f"server-{name}-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "parley", "serve", "--port", str(port)],
+            [sys.executable, "-m", "parley", "serve", "--port", str(port), "--workers", str(workers)],
             cwd=ROOT,
             env=server_env(database_url, **extra),
             stdout=out,

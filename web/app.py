@@ -12,7 +12,7 @@ import threading
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -39,8 +39,12 @@ from web.chat import chat_routes
 from web.executor import ProjectingExecutor
 from web.graphiql import STATIC_DIR, graphiql_html
 from web.media_types import GraphQLOverHTTP
+from web.request_ids import RequestIds
 from web.request_limits import RequestLimits
 from web.sockets import ParleyTransportWS
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger("parley")
 
@@ -157,13 +161,24 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus' text format (every worker's figures under --workers N); no secret or content in it."""
+    rt: Runtime = request.app.state.runtime
+    rt.metrics.db_pool_in_use.set(database.pool_in_use())
+    body, content_type = await asyncio.to_thread(rt.metrics.render)  # reads files in multiprocess mode
+    return Response(body, media_type=content_type)
+
+
 async def readyz(request: Request) -> Response:
     if await database.ping():
         return JSONResponse({"status": "ready"})
     return JSONResponse({"status": "database unavailable"}, status_code=503)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> Starlette:
+    """The app; ``tracer_provider``: where its spans go instead of OTEL_EXPORTER_OTLP_ENDPOINT (tests)."""
     settings = settings or get_settings()
 
     gql = ParleyGraphQL(settings)
@@ -175,10 +190,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if url is None:
                 url = stack.enter_context(database.embedded_postgres(settings.data_dir))
                 await database.migrate(url)
-            rt = await stack.enter_async_context(Runtime(settings, url).running())
+            rt = await stack.enter_async_context(Runtime(settings, url, tracer_provider).running())
             await agents.ensure_default_agent(settings)
             token = await users.ensure_first_admin()
-            if token is not None:
+            if token is not None and settings.log_format == "json":
+                # Machine-read logs are kept and shipped: no secret goes there.
+                log.warning("created the admin user 'admin'; issue its token with `parley user token admin`")
+            elif token is not None:
                 print(
                     f"Parley created the admin user 'admin'. Its API token (shown only once):\n{token}",
                     file=sys.stderr,
@@ -196,15 +214,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
         WebSocketRoute("/graphql", gql),
         *chat_routes(),
     ]
+    if settings.metrics:
+        routes.append(Route("/metrics", metrics))
     if settings.graphiql:
         routes.append(Mount(STATIC_PREFIX, app=StaticFiles(directory=STATIC_DIR), name="graphiql-static"))
     middleware = [
+        Middleware(RequestIds, access_log=settings.log_format == "json"),
         Middleware(
             RequestLimits,
             max_body_bytes=settings.max_body_bytes,
             max_upload_bytes=settings.max_body_bytes,
             body_timeout_s=settings.body_timeout_s,
-        )
+        ),
     ]
     if settings.origins:
         middleware.append(

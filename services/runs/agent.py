@@ -18,8 +18,10 @@ from typing import Any, Literal
 
 from pydantic_ai import Agent as PydanticAgent
 from pydantic_ai import DeferredToolRequests, RunContext
+from pydantic_ai.capabilities.instrumentation import Instrumentation
 from pydantic_ai.messages import InstructionPart, ModelMessage, ModelResponse
 from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
+from pydantic_ai.models.instrumented import InstrumentationSettings
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.toolsets import FunctionToolset
@@ -71,9 +73,14 @@ class Agents:
     text, or with the tool calls waiting for a person's approval (``DeferredToolRequests``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, instrument: InstrumentationSettings | None = None) -> None:
+        # instrument: pydantic-ai's own spans (services/tracing.py), None when tracing is off.
+        capabilities = [Instrumentation(settings=instrument)] if instrument is not None else None
         self.agent: PydanticAgent[RunDeps, str | DeferredToolRequests] = PydanticAgent(
-            deps_type=RunDeps, output_type=[str, DeferredToolRequests]
+            name="parley",
+            deps_type=RunDeps,
+            output_type=[str, DeferredToolRequests],
+            capabilities=capabilities,
         )
         self.memory: FunctionToolset[RunDeps] = FunctionToolset([save_memory, delete_memory])
 

@@ -20,6 +20,7 @@ from services.database import acquire, model_from
 from services.errors import BadInput, NotFound
 from services.runs.executor import Execution
 from services.runs.handles import RunHandle
+from services.runs.telemetry import observed
 from services.runs.turns import find_run, wait_finished
 from services.transcript import COLUMNS, message_from_record
 
@@ -121,7 +122,8 @@ async def _go_on(
     try:
         agent: Agent = session.agent
         user_message = message_from_record(asked)
-        await Execution(rt, handle, agent, user_id, None, user_message, fresh=False, resume=results).run()
+        with observed(rt, handle):
+            await Execution(rt, handle, agent, user_id, None, user_message, fresh=False, resume=results).run()
     finally:
         handle.done.set()
         rt.runs.handles.pop(handle.run.id, None)

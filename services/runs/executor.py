@@ -38,7 +38,7 @@ from pydantic_ai.messages import (
     repair_messages,
 )
 from pydantic_ai.models import Model
-from pydantic_ai.usage import RunUsage
+from pydantic_ai.usage import RunUsage, UsageLimits
 
 from models import Agent, Role, Run, RunStatus
 from services import events
@@ -130,6 +130,7 @@ class Execution:
                     instructions=self.agent.instructions or None,
                     cancellation_token=self.handle.token,
                     timeout=self.rt.settings.run_timeout_s,
+                    usage_limits=UsageLimits(request_limit=self.agent.max_requests_per_run),
                 ) as agent_run,
             ):
                 relay = Relay(self.rt, self.handle)

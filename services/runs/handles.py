@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Literal
@@ -33,6 +34,7 @@ class RunHandle:
     cancel_reason: CancelReason | None = None
     index: int = 0  # model text deltas so far
     result: TurnResult | None = None  # set when the run has ended here
+    started: float = field(default_factory=time.monotonic)  # for its duration and first-token latency
     _chunks: list[str] = field(default_factory=list)
 
     @classmethod

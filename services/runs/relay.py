@@ -7,6 +7,7 @@ case, no allocation beyond the event itself.
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from pydantic_ai.messages import (
@@ -66,6 +67,8 @@ class Relay:
 
     def text(self, delta: str) -> None:
         handle = self.handle
+        if handle.index == 0:
+            self.rt.metrics.first_token(handle.run.model, time.monotonic() - handle.started)
         handle.add_text(delta)
         self.rt.emit(self.session_id, events.TextDelta(self.run_id, handle.index, delta))
 

@@ -19,13 +19,14 @@ import asyncpg
 from pydantic_ai.messages import ModelRequest, UserPromptPart
 
 from models import Agent, Message, Role, Run, RunStatus, Session, User
-from services import branches, events, liveness
+from services import branches, events, liveness, telemetry
 from services.conversation import RowDraft, dump
 from services.database import acquire, model_from
 from services.errors import BadInput, NotFound, RunInProgress, ServiceUnavailable
 from services.notices import cancel_run as notify_cancel
 from services.runs.executor import Execution
 from services.runs.handles import RunHandle, TurnResult
+from services.runs.telemetry import observed
 from services.transcript import MessageRow, append, lock_idle_session, message_from_model
 
 if TYPE_CHECKING:
@@ -119,11 +120,15 @@ async def start(rt: Runtime, user: User, session: Session, ask: Ask) -> Started:
         if not 1 <= len(ask.idempotency_key) <= 200:
             raise BadInput("idempotencyKey has 1 to 200 characters")
         rt.limits.json_value(ask.idempotency_key, "idempotencyKey")
+    telemetry.bind(session_id=session.id)
+    await rt.budgets.check(user, session.id, ask.idempotency_key)  # past it: no message is stored
     rt.check_accepting()
     started: asyncio.Future[Started] = asyncio.get_running_loop().create_future()
     rt.spawn(_turn(rt, user.id, session, ask, meta, started), name="parley-turn")
     # The turn goes on whatever happens to this request: wait for its start without owning it.
-    return await asyncio.shield(started)
+    begun = await asyncio.shield(started)
+    telemetry.bind(run_id=begun.run.id)
+    return begun
 
 
 async def _turn(
@@ -150,7 +155,8 @@ async def _turn(
     try:
         agent: Agent = session.agent
         prompt = begun.user_message.content
-        await Execution(rt, handle, agent, user_id, prompt, begun.user_message, fresh=begun.fresh).run()
+        with observed(rt, handle):
+            await Execution(rt, handle, agent, user_id, prompt, begun.user_message, fresh=begun.fresh).run()
     finally:
         handle.done.set()
         rt.runs.handles.pop(handle.run.id, None)
