@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     )
     jwt_audience: str | None = Field(default=None, validation_alias="PARLEY_JWT_AUDIENCE")
     jwt_issuer: str | None = Field(default=None, validation_alias="PARLEY_JWT_ISSUER")
+    max_attachment_bytes: int = Field(
+        default=10_485_760, ge=1, validation_alias="PARLEY_MAX_ATTACHMENT_BYTES"
+    )
 
     # Additions beyond the contract, with safe defaults.
     pool_size: int = Field(default=20, ge=1, validation_alias="PARLEY_DB_POOL_SIZE")
