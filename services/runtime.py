@@ -64,6 +64,7 @@ class Runtime:
         self.agents = Agents()
         self.history = HistoryCache()
         self.sweeper = retention.Sweeper()
+        self.attachment_sweeper = retention.Sweeper()
         self.listener = Listener(
             asyncpg_dsn(database_url),
             self.owner_key,
@@ -132,6 +133,12 @@ class Runtime:
                         self._background(self._watch_lag(), "parley-lag"),
                         self._background(self._reaper(), "parley-reaper"),
                         self._background(self._announce_watching(), "parley-watching"),
+                        self._background(
+                            retention.sweep_attachments_forever(
+                                self.settings.retention_interval_s, self.attachment_sweeper
+                            ),
+                            "parley-attachments",
+                        ),
                     ]
                     if self.settings.retention_days is not None:
                         loop = retention.sweep_forever(

@@ -32,13 +32,15 @@ from pydantic_ai.messages import (
     TextPart,
     ToolCallPart,
     ToolReturnPart,
+    UserContent,
     repair_messages,
 )
 from pydantic_ai.models import Model
 from pydantic_ai.usage import RunUsage
 
 from models import Agent, Role, Run, RunStatus
-from services import events
+from services import attachments, events, references
+from services.attachments import AttachmentRow
 from services.conversation import RowDraft, drafts_from, dump, window
 from services.database import acquire, model_from
 from services.errors import RunGone
@@ -80,6 +82,7 @@ class Execution:
         user_message: MessageRow,
         *,
         fresh: bool = True,
+        attachments: list[AttachmentRow] | None = None,
     ) -> None:
         self.rt = rt
         self.handle = handle
@@ -87,6 +90,7 @@ class Execution:
         self.user_id = user_id
         self.prompt = prompt
         self.fresh = fresh  # False: regenerate answers a stored user message, left as it is
+        self.attachments = attachments or []  # the user message's, in its order
         self.stored = _Stored(user_message)
         self.session_id = handle.session_id
         self.run_id = handle.run.id
@@ -100,7 +104,7 @@ class Execution:
         try:
             history = await self._history()
             async with self._agent().iter(
-                self.prompt,
+                await self._prompt(),
                 model=self._model(),
                 deps=RunDeps(
                     self.user_id, self.session_id, self.rt.limits, MemoryBounds.of(self.rt.settings)
@@ -171,9 +175,18 @@ class Execution:
         before = self.stored.user_message.sequence
         rows = [r for r in rows if r.sequence < before]
         history = self.rt.history.to_history(window(rows, limit))
+        if referred := references.ids_in(history):  # stored as references: the bytes go back in
+            history = references.fill(history, await attachments.blobs(referred, [self.user_id]))
         # Turns recorded with addMessages may leave a tool call unanswered, which pydantic-ai refuses:
         # close such calls out (only then, so a well-formed history is sent exactly as stored).
         return repair_messages(history) if _dangling_calls(history) else history
+
+    async def _prompt(self) -> str | list[UserContent]:
+        """The user's words, with the attachments' bytes read now (only for as long as the run)."""
+        if not self.attachments:
+            return self.prompt
+        found = await attachments.blobs({a.id for a in self.attachments}, [self.user_id])
+        return references.prompt(self.prompt, [found[a.id] for a in self.attachments if a.id in found])
 
     async def _persist(self, new: list[ModelMessage]) -> None:
         """Mid-run: store the new messages not stored yet (a model request has just completed)."""
@@ -196,11 +209,12 @@ class Execution:
         self, conn: asyncpg.Connection, pending: list[ModelMessage], drafts: list[RowDraft], *, guard: bool
     ) -> list[MessageRow]:
         if self.stored.count == 0 and self.fresh:
-            # The user's request as pydantic-ai built it (instructions, run id): same turn, same row.
+            # The user's request as pydantic-ai built it (instructions, run id): same turn, same row,
+            # with references in place of the attachments' bytes.
             await conn.execute(
                 "UPDATE messages SET model_message = $2 WHERE id = $1",
                 self.stored.user_message.id,
-                json.dumps(dump(pending[0]), separators=(",", ":"), ensure_ascii=False),
+                json.dumps(references.strip(dump(pending[0])), separators=(",", ":"), ensure_ascii=False),
             )
         elapsed = int((time.monotonic() - self.started) * 1000)
         return await append(
