@@ -19,12 +19,13 @@ from strawberry.scalars import JSON
 from models import Role, User
 from resolvers import mapping
 from schema.agent import Agent
+from schema.attachment import Attachment
 from schema.enums import MessageRole
 from schema.memory import MemoryEntry
 from schema.message import Message, MessageConnection
 from schema.run import Run
 from schema.stats import SessionStats
-from services import agents, branches, memory, messages, runs, stats
+from services import agents, attachments, branches, memory, messages, runs, stats
 from services.errors import NotFound, Unauthenticated
 from services.limits import Limits
 from services.runtime import Runtime
@@ -74,6 +75,10 @@ class Loaders:
     @cached_property
     def siblings(self) -> DataLoader[tuple[uuid.UUID, uuid.UUID | None], list[uuid.UUID]]:
         return _loader(branches.siblings_for, lambda ids: ids, [])
+
+    @cached_property
+    def message_attachments(self) -> DataLoader[uuid.UUID, list[Attachment]]:
+        return _loader(attachments.of_messages, lambda rows: [mapping.attachment(r) for r in rows], [])
 
     @cached_property
     def active_run(self) -> DataLoader[uuid.UUID, Run | None]:
@@ -193,3 +198,6 @@ class Context:
 
     async def siblings(self, session_id: uuid.UUID, parent_id: uuid.UUID | None) -> list[uuid.UUID]:
         return await self.loaders.siblings.load((session_id, parent_id))
+
+    async def message_attachments(self, message_id: uuid.UUID) -> list[Attachment]:
+        return await self.loaders.message_attachments.load(message_id)

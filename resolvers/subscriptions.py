@@ -12,11 +12,16 @@ from services import runs, streams
 
 
 async def chat(
-    ctx: Context, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
+    ctx: Context,
+    session_id: uuid.UUID,
+    content: str,
+    metadata: Any,
+    idempotency_key: str | None,
+    attachments: list[uuid.UUID] | None = None,
 ) -> AsyncGenerator[AgentEvent]:
     user = await ctx.authenticate()
     # aclosing: a closed subscription ends its watcher now, not when the collector runs.
-    ask = runs.Ask(content, metadata, idempotency_key)
+    ask = runs.Ask(content, metadata, idempotency_key, attachments=tuple(attachments or ()))
     async with aclosing(streams.chat(ctx.runtime, user, session_id, ask)) as source:
         async for event in source:
             ctx.fresh_loaders()
@@ -24,9 +29,15 @@ async def chat(
 
 
 def edit_message(
-    ctx: Context, message_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
+    ctx: Context,
+    message_id: uuid.UUID,
+    content: str,
+    metadata: Any,
+    idempotency_key: str | None,
+    attachments: list[uuid.UUID] | None = None,
 ) -> AsyncGenerator[AgentEvent]:
-    return _branch(ctx, runs.Ask(content, metadata, idempotency_key, edit=message_id))
+    ask = runs.Ask(content, metadata, idempotency_key, edit=message_id, attachments=tuple(attachments or ()))
+    return _branch(ctx, ask)
 
 
 def regenerate(

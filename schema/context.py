@@ -16,6 +16,7 @@ from strawberry.scalars import JSON
 
 if TYPE_CHECKING:
     from schema.agent import Agent
+    from schema.attachment import Attachment
     from schema.enums import MessageRole
     from schema.memory import MemoryEntry
     from schema.message import Message, MessageConnection
@@ -47,6 +48,8 @@ class Resolve(Protocol):
     async def message_by_id(self, message_id: uuid.UUID | None) -> Message | None: ...
 
     async def siblings(self, session_id: uuid.UUID, parent_id: uuid.UUID | None) -> list[uuid.UUID]: ...
+
+    async def message_attachments(self, message_id: uuid.UUID) -> list[Attachment]: ...
 
 
 Info = strawberry.Info[Resolve, None]
