@@ -56,8 +56,8 @@ class MessageAttachment(Model):
     message: fields.ForeignKeyRelation[Message] = fields.ForeignKeyField(
         "models.Message", related_name="attachment_refs", on_delete=fields.CASCADE
     )
-    # NO ACTION: a referenced attachment cannot go (checked at the end of the statement, so a
-    # user's deletion, which cascades to both sides, goes through).
+    # NO ACTION: a referenced attachment cannot go; whoever deletes attachments drops the
+    # references first (deleting a user deletes their sessions before the user row).
     attachment: fields.ForeignKeyRelation[Attachment] = fields.ForeignKeyField(
         "models.Attachment", related_name="refs", on_delete=fields.NO_ACTION
     )
