@@ -407,3 +407,64 @@ async def test_chat_streams_a_message_with_its_attachments(api: Api, admin: Api,
     assert added[0] == {"role": "USER", "attachments": [{"id": picture["id"], "mediaType": "image/png"}]}
     assert seen[-1]["run"]["status"] == "COMPLETED"
     assert seen[-1]["run"]["reply"]["content"].startswith("text see | binary image/png")
+
+
+async def test_the_echo_model_names_the_attachments(api: Api) -> None:
+    session = await new_session(api)  # the default agent: echo
+    picture = await upload(api, "p.png", png())
+    note = await upload(api, "n.txt", b"hello")
+    turn = await send(api, session, "look", picture["id"], note["id"])
+    assert turn["reply"]["content"] == "look [image/png] [file]"
+    alone = await send(api, session, "", picture["id"])
+    assert alone["reply"]["content"] == "[image/png]"
+
+
+async def test_after_a_failed_turn_the_stored_rows_still_hold_references(
+    api: Api, admin: Api, sql: Any
+) -> None:
+    recorder = Recorder()
+    calls = 0
+
+    async def fails_once(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("the model broke")
+        async for text in reporter(messages, info):
+            yield text
+
+    name = f"att-{uuid.uuid4().hex[:8]}"
+    model = register(admin.runtime.models, fails_once, recorder)
+    await admin.gql(
+        "mutation($i: AgentInput!) { createAgent(input: $i) { name } }",
+        {"i": {"name": name, "model": model, "memoryEnabled": False}},
+    )
+    session = await new_session(api, name)
+    first, second = png(30, 30, noise=True, seed=3), png(30, 30, noise=True, seed=4)
+    a = await upload(api, "a.png", first)
+    b = await upload(api, "b.png", second)
+    failed = (await api.gql(SEND, {"s": session, "c": "one", "a": [a["id"]]}))["sendMessage"]
+    assert failed["run"]["status"] == "FAILED"
+    await send(api, session, "two", b["id"])
+    # pydantic-ai sends the unanswered request and the new one merged: both images go.
+    sent = [
+        describe(item)
+        for m in recorder.requests[-1]
+        if isinstance(m, ModelRequest)
+        for p in m.parts
+        if isinstance(p, UserPromptPart) and not isinstance(p.content, str)
+        for item in p.content
+    ]
+    assert sent == ["text one", f"binary image/png {len(first)} {digest(first)}"] + [
+        "text two",
+        f"binary image/png {len(second)} {digest(second)}",
+    ]
+    sizes = await sql.fetch(
+        "SELECT octet_length(model_message) AS size FROM messages WHERE session_id = $1", uuid.UUID(session)
+    )
+    assert max(r["size"] for r in sizes) < 2048  # no base64 in any row
+    # Session.history keeps the two requests apart, each with its image.
+    history = ModelMessagesTypeAdapter.validate_python(
+        (await api.gql(VIEW, {"s": session}))["session"]["history"]
+    )
+    assert [prompt_items([m])[1].data for m in history[:2]] == [first, second]
