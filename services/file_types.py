@@ -86,16 +86,19 @@ def detect(data: bytes, filename: str | None, declared: str | None) -> FileType:
     return FileType(found, name)
 
 
+_UNSUPPORTED = (
+    "unsupported file type: attachments are PNG, JPEG, GIF or WebP images, PDFs, "
+    "or UTF-8 text (plain, Markdown, CSV, JSON) without NUL characters"
+)
+
+
 def _text_type(data: bytes, extension: str) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BadInput(
-            "unsupported file type: attachments are PNG, JPEG, GIF or WebP images, PDFs, "
-            "or UTF-8 text (plain, Markdown, CSV, JSON)"
-        ) from exc
-    if "\x00" in text:
-        raise BadInput("unsupported file type: a text file must not contain NUL characters")
+        raise BadInput(_UNSUPPORTED) from exc
+    if "\x00" in text:  # binary data that happens to decode
+        raise BadInput(_UNSUPPORTED)
     media_type = _TEXT_BY_EXTENSION.get(extension, TEXT)
     if media_type == JSON:
         try:

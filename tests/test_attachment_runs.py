@@ -455,7 +455,9 @@ async def test_after_a_failed_turn_the_stored_rows_still_hold_references(
         if isinstance(p, UserPromptPart) and not isinstance(p.content, str)
         for item in p.content
     ]
-    assert sent == ["text one", f"binary image/png {len(first)} {digest(first)}"] + [
+    assert sent == [
+        "text one",
+        f"binary image/png {len(first)} {digest(first)}",
         "text two",
         f"binary image/png {len(second)} {digest(second)}",
     ]
