@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -470,3 +471,29 @@ async def test_after_a_failed_turn_the_stored_rows_still_hold_references(
         (await api.gql(VIEW, {"s": session}))["session"]["history"]
     )
     assert [prompt_items([m])[1].data for m in history[:2]] == [first, second]
+
+
+async def test_a_claim_racing_a_deletion_never_leaves_a_dangling_reference(
+    api: Api, admin: Api, sql: Any
+) -> None:
+    agent = await agent_for(admin, Recorder())
+    for round_ in range(6):
+        source, target = await new_session(api, agent), await new_session(api, agent)
+        picture = await upload(api, f"race-{round_}.png", png(2 + round_, 2))
+        await send(api, source, "first", picture["id"])
+        deleted, sent = await asyncio.gather(
+            api.post(DELETE, {"s": source}),
+            api.post(SEND, {"s": target, "c": "second", "a": [picture["id"]]}),
+        )
+        assert deleted.json()["data"]["deleteSession"] is True
+        body = sent.json()
+        exists = await sql.fetchval(
+            "SELECT count(*) FROM attachments WHERE id = $1", uuid.UUID(picture["id"])
+        )
+        if body.get("errors"):  # the deletion went first: the attachment is gone, nothing was stored
+            assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+            assert exists == 0
+            assert (await api.gql(VIEW, {"s": target}))["session"]["messageCount"] == 0
+        else:  # the claim went first: the other session keeps it
+            assert body["data"]["sendMessage"]["run"]["status"] == "COMPLETED"
+            assert exists == 1
