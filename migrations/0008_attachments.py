@@ -49,7 +49,7 @@ class Migration(migrations.Migration):
                     Index(fields=["unreferenced_since"], name="attachments_unreferenced"),
                 ],
                 "pk_attr": "id",
-                "table_description": "An uploaded file's description. Its bytes live in ``attachment_data``, a table of their",
+                "table_description": "An uploaded file's description; its bytes are in ``attachment_data``.",
             },
             bases=["Model"],
         ),

@@ -11,8 +11,10 @@ from models.user import User
 
 
 class Attachment(Model):
-    """An uploaded file's description. Its bytes live in ``attachment_data``, a table of their
-    own, so that nothing listing attachments (or messages) can load them by accident."""
+    """An uploaded file's description; its bytes are in ``attachment_data``.
+
+    A table of their own: nothing listing attachments (or messages) can load them by accident.
+    """
 
     id = fields.UUIDField(primary_key=True)
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
