@@ -1,9 +1,7 @@
-"""Attachments sent with messages: what the model receives, what is stored, and their lifecycle."""
+"""Attachments sent with messages: what the model receives (now and from history) and what is stored."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -20,85 +18,24 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo
 
-from services import retention, users
+from tests.attachment_turns import (
+    EDIT,
+    REGENERATE,
+    SEND,
+    VIEW,
+    agent_for,
+    describe,
+    digest,
+    dump,
+    new_session,
+    prompt_items,
+    reporter,
+    send,
+)
 from tests.conftest import Api, subscription
 from tests.scripted import Recorder, register
 from tests.uploads import pdf, png, png_of_size, upload
 from tests.wsclient import SubscriptionError
-
-ATTACHMENT = "id filename mediaType size url createdAt"
-PAYLOAD = f"""run {{ id status error {{ code message }} }}
-  userMessage {{ id content attachments {{ {ATTACHMENT} }} }}
-  reply {{ id content }}"""
-SEND = f"""mutation($s: UUID!, $c: String!, $a: [UUID!]) {{
-  sendMessage(sessionId: $s, content: $c, attachments: $a) {{ {PAYLOAD} }} }}"""
-EDIT = f"""mutation($m: UUID!, $c: String!, $a: [UUID!]) {{
-  editMessage(messageId: $m, content: $c, attachments: $a) {{ {PAYLOAD} }} }}"""
-REGENERATE = f"mutation($m: UUID!) {{ regenerate(messageId: $m) {{ {PAYLOAD} }} }}"
-VIEW = f"""query($s: UUID!) {{ session(id: $s) {{ messageCount history
-  messages(first: 50) {{ edges {{ node {{ role content attachments {{ {ATTACHMENT} }} }} }} }} }} }}"""
-FORK = "mutation($m: UUID!) { forkSession(messageId: $m) { id } }"
-DELETE = "mutation($s: UUID!) { deleteSession(id: $s) }"
-CLEAR = "mutation($s: UUID!) { clearSessionHistory(id: $s) { messageCount } }"
-
-
-def prompt_items(messages: list[ModelMessage]) -> list[Any]:
-    """The items of the newest user prompt the model was sent."""
-    for message in reversed(messages):
-        if isinstance(message, ModelRequest):
-            for part in reversed(message.parts):
-                if isinstance(part, UserPromptPart):
-                    return [part.content] if isinstance(part.content, str) else list(part.content)
-    return []
-
-
-def describe(item: Any) -> str:
-    if isinstance(item, str):
-        return f"text {item}"
-    if isinstance(item, BinaryContent):
-        return f"binary {item.media_type} {len(item.data)} {hashlib.sha256(item.data).hexdigest()[:12]}"
-    if isinstance(item, TextContent):
-        return f"file {item.content.splitlines()[0]}"
-    return type(item).__name__
-
-
-async def reporter(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
-    """A model that says which parts its newest user prompt had."""
-    yield " | ".join(describe(i) for i in prompt_items(messages))
-
-
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:12]
-
-
-async def agent_for(admin: Api, recorder: Recorder) -> str:
-    name = f"att-{uuid.uuid4().hex[:8]}"
-    model = register(admin.runtime.models, reporter, recorder)
-    await admin.gql(
-        "mutation($i: AgentInput!) { createAgent(input: $i) { name } }",
-        {"i": {"name": name, "model": model, "memoryEnabled": False}},
-    )
-    return name
-
-
-async def new_session(api: Api, agent: str | None = None) -> str:
-    data = await api.gql(
-        "mutation($i: CreateSessionInput!) { createSession(input: $i) { id } }", {"i": {"agentName": agent}}
-    )
-    session_id: str = data["createSession"]["id"]
-    return session_id
-
-
-async def send(api: Api, session: str, content: str, *attachments: str) -> dict[str, Any]:
-    data = await api.gql(SEND, {"s": session, "c": content, "a": list(attachments)})
-    turn: dict[str, Any] = data["sendMessage"]
-    assert turn["run"]["status"] == "COMPLETED", turn["run"]
-    return turn
-
-
-def dump(messages: list[ModelMessage]) -> list[dict[str, Any]]:
-    dumped: list[dict[str, Any]] = ModelMessagesTypeAdapter.dump_python(messages, mode="json")
-    return dumped
 
 
 async def test_images_and_pdfs_reach_the_model_as_binary_and_text_files_as_text(api: Api, admin: Api) -> None:
@@ -266,131 +203,6 @@ async def test_a_5_mib_image_keeps_the_stored_rows_small(api: Api, admin: Api, s
     assert stored_bytes == len(big)  # the bytes once, in their own table
 
 
-async def test_a_fork_shares_attachments_and_deleting_sessions_deletes_only_theirs(
-    api: Api, admin: Api, sql: Any
-) -> None:
-    recorder = Recorder()
-    agent = await agent_for(admin, recorder)
-    source, other_session = await new_session(api, agent), await new_session(api, agent)
-    only_here = await upload(api, "only.png", png(3, 3))
-    shared = await upload(api, "shared.png", png(6, 6))
-    pending = await upload(api, "pending.txt", b"not sent yet")
-    turn = await send(api, source, "two files", only_here["id"], shared["id"])
-    await send(api, other_session, "one of them", shared["id"])
-    fork = (await api.gql(FORK, {"m": turn["reply"]["id"]}))["forkSession"]["id"]
-    forked = (await api.gql(VIEW, {"s": fork}))["session"]
-    assert forked["messages"]["edges"][0]["node"]["attachments"] == [only_here, shared]
-    # The fork's runs send the files too (its history refers to the same attachments).
-    await send(api, fork, "in the fork")
-    assert prompt_items(recorder.requests[-1][:1])[1].data == png(3, 3)
-
-    assert (await api.gql(DELETE, {"s": source}))["deleteSession"] is True
-    left = {
-        str(r["id"])
-        for r in await sql.fetch(
-            "SELECT id FROM attachments WHERE user_id = (SELECT user_id FROM attachments WHERE id = $1)",
-            uuid.UUID(pending["id"]),
-        )
-    }
-    assert left == {only_here["id"], shared["id"], pending["id"]}  # the fork still refers to both
-
-    assert (await api.gql(DELETE, {"s": fork}))["deleteSession"] is True
-    gone = await api.client.get(only_here["url"], headers={"Authorization": f"Bearer {api.token}"})
-    assert gone.status_code == 404
-    assert (
-        await sql.fetchval("SELECT count(*) FROM attachment_data WHERE id = $1", uuid.UUID(only_here["id"]))
-        == 0
-    )
-    kept = await api.client.get(shared["url"], headers={"Authorization": f"Bearer {api.token}"})
-    assert kept.status_code == 200  # other_session refers to it
-    # An upload no message refers to is retention's business, not deleteSession's.
-    assert (
-        await api.client.get(pending["url"], headers={"Authorization": f"Bearer {api.token}"})
-    ).status_code == 200
-
-
-async def _age(sql: Any, attachment_id: str, days: float) -> None:
-    await sql.execute(
-        "UPDATE attachments SET unreferenced_since = now() - make_interval(days => $2) WHERE id = $1",
-        uuid.UUID(attachment_id),
-        days,
-    )
-
-
-async def test_retention_deletes_attachments_unreferenced_for_a_day(api: Api, admin: Api, sql: Any) -> None:
-    session = await new_session(api, await agent_for(admin, Recorder()))
-    orphan = await upload(api, "orphan.txt", b"never sent")
-    fresh = await upload(api, "fresh.txt", b"uploaded just now")
-    sent = await upload(api, "sent.png", png())
-    cleared = await upload(api, "cleared.png", png(2, 2))
-    await send(api, session, "with a file", sent["id"], cleared["id"])
-    await _age(sql, orphan["id"], 1.01)
-    # A referenced attachment carries no mark, however old it is.
-    assert (
-        await sql.fetchval("SELECT unreferenced_since FROM attachments WHERE id = $1", uuid.UUID(sent["id"]))
-        is None
-    )
-
-    assert (await retention.sweep_attachments()) is not None
-    present = {
-        str(r["id"])
-        for r in await sql.fetch(
-            "SELECT id FROM attachments WHERE id = ANY($1::uuid[])",
-            [uuid.UUID(a["id"]) for a in (orphan, fresh, sent, cleared)],
-        )
-    }
-    assert present == {fresh["id"], sent["id"], cleared["id"]}
-
-    # Clearing the history lets go of them: unreferenced from now on, deleted a day later.
-    await api.gql(CLEAR, {"s": session})
-    since = await sql.fetchval(
-        "SELECT unreferenced_since FROM attachments WHERE id = $1", uuid.UUID(sent["id"])
-    )
-    assert since is not None
-    await retention.sweep_attachments()
-    assert await sql.fetchval("SELECT count(*) FROM attachments WHERE id = $1", uuid.UUID(sent["id"])) == 1
-    await _age(sql, sent["id"], 2)
-    await retention.sweep_attachments()
-    assert await sql.fetchval("SELECT count(*) FROM attachments WHERE id = $1", uuid.UUID(sent["id"])) == 0
-    assert (
-        await sql.fetchval("SELECT count(*) FROM attachment_data WHERE id = $1", uuid.UUID(sent["id"])) == 0
-    )
-
-    # A claimed attachment is referenced again: the sweep leaves it alone.
-    session_2 = await new_session(api, await agent_for(admin, Recorder()))
-    await _age(sql, cleared["id"], 3)
-    await send(api, session_2, "again", cleared["id"])
-    await retention.sweep_attachments()
-    assert await sql.fetchval("SELECT count(*) FROM attachments WHERE id = $1", uuid.UUID(cleared["id"])) == 1
-
-
-async def test_references_gone_another_way_are_noticed_by_the_sweep(api: Api, admin: Api, sql: Any) -> None:
-    session = await new_session(api, await agent_for(admin, Recorder()))
-    picture = await upload(api, "p.png", png())
-    turn = await send(api, session, "hi", picture["id"])
-    # As if a message had gone by a path that does not mark its attachments.
-    await sql.execute("DELETE FROM messages WHERE id = $1", uuid.UUID(turn["userMessage"]["id"]))
-    await retention.sweep_attachments()
-    assert (
-        await sql.fetchval(
-            "SELECT unreferenced_since FROM attachments WHERE id = $1", uuid.UUID(picture["id"])
-        )
-        is not None
-    )
-
-
-async def test_deleting_a_user_deletes_their_attachments(make_api: Any, admin: Api, sql: Any) -> None:
-    gone = await make_api()
-    session = await new_session(gone, await agent_for(admin, Recorder()))
-    sent = await upload(gone, "sent.png", png())
-    kept = await upload(gone, "kept.txt", b"not sent")
-    await send(gone, session, "hi", sent["id"])
-    await users.delete_user(gone.name)
-    ids = [uuid.UUID(sent["id"]), uuid.UUID(kept["id"])]
-    assert await sql.fetchval("SELECT count(*) FROM attachments WHERE id = ANY($1::uuid[])", ids) == 0
-    assert await sql.fetchval("SELECT count(*) FROM attachment_data WHERE id = ANY($1::uuid[])", ids) == 0
-
-
 async def test_chat_streams_a_message_with_its_attachments(api: Api, admin: Api, schema: Any) -> None:
     recorder = Recorder()
     session = await new_session(api, await agent_for(admin, recorder))
@@ -471,29 +283,3 @@ async def test_after_a_failed_turn_the_stored_rows_still_hold_references(
         (await api.gql(VIEW, {"s": session}))["session"]["history"]
     )
     assert [prompt_items([m])[1].data for m in history[:2]] == [first, second]
-
-
-async def test_a_claim_racing_a_deletion_never_leaves_a_dangling_reference(
-    api: Api, admin: Api, sql: Any
-) -> None:
-    agent = await agent_for(admin, Recorder())
-    for round_ in range(6):
-        source, target = await new_session(api, agent), await new_session(api, agent)
-        picture = await upload(api, f"race-{round_}.png", png(2 + round_, 2))
-        await send(api, source, "first", picture["id"])
-        deleted, sent = await asyncio.gather(
-            api.post(DELETE, {"s": source}),
-            api.post(SEND, {"s": target, "c": "second", "a": [picture["id"]]}),
-        )
-        assert deleted.json()["data"]["deleteSession"] is True
-        body = sent.json()
-        exists = await sql.fetchval(
-            "SELECT count(*) FROM attachments WHERE id = $1", uuid.UUID(picture["id"])
-        )
-        if body.get("errors"):  # the deletion went first: the attachment is gone, nothing was stored
-            assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
-            assert exists == 0
-            assert (await api.gql(VIEW, {"s": target}))["session"]["messageCount"] == 0
-        else:  # the claim went first: the other session keeps it
-            assert body["data"]["sendMessage"]["run"]["status"] == "COMPLETED"
-            assert exists == 1
