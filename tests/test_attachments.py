@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -14,6 +14,7 @@ from starlette.datastructures import Headers, UploadFile
 
 from tests import sample_images
 from tests.conftest import Api
+from tests.servers import Server, parley_server
 from tests.uploads import ELF, PREFLIGHT, UPLOAD, operations, pdf, png, post_upload, upload, upload_error
 from web.uploads import UploadRequestAdapter, adapter_class
 
@@ -267,3 +268,27 @@ async def test_the_parser_never_keeps_more_than_a_byte_past_the_limit() -> None:
     assert big.size == 10_001  # one byte past the limit says "too large"; the rest was dropped
     assert await big.read() == b"z" * 10_001
     assert await small.read() == b"small"
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with parley_server(
+        database_url, tmp_path_factory.mktemp("uploads"), "uploads", PARLEY_MAX_ATTACHMENT_BYTES="200000"
+    ) as srv:
+        yield srv
+
+
+async def test_uploads_and_downloads_through_a_real_server(server: Server, api: Api) -> None:
+    """Over TCP through uvicorn: a streamed upload, the download, and a file over the limit."""
+    data = png(200, 100, noise=True)  # about 60 KB, sent in pieces
+    assert len(data) < 200_000
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        resp = await post_upload(client, api.token, "noise.png", data)
+        got = resp.json()["data"]["uploadAttachment"]
+        assert got["mediaType"] == "image/png" and got["size"] == len(data)
+        back = await client.get(got["url"], headers={"Authorization": f"Bearer {api.token}"})
+        assert back.content == data and back.headers["x-content-type-options"] == "nosniff"
+        over = await post_upload(client, api.token, "big.txt", b"b" * 200_001)
+        assert over.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert over.json()["errors"][0]["message"].startswith("the file is larger than 200000 bytes")
+    assert "Traceback" not in server.output()
