@@ -19,13 +19,14 @@ from strawberry.scalars import JSON
 from models import Role, User
 from resolvers import mapping
 from schema.agent import Agent
+from schema.attachment import Attachment
 from schema.enums import MessageRole
 from schema.memory import MemoryEntry
 from schema.message import Message, MessageConnection
 from schema.run import Run
 from schema.stats import DailyBudget, SessionStats, UsageStats
 from schema.tools import ToolInfo
-from services import agents, branches, memory, messages, runs, stats, telemetry
+from services import agents, attachments, branches, memory, messages, runs, stats, telemetry
 from services.errors import NotFound, Unauthenticated
 from services.limits import Limits
 from services.runtime import Runtime
@@ -76,6 +77,10 @@ class Loaders:
     @cached_property
     def siblings(self) -> DataLoader[tuple[uuid.UUID, uuid.UUID | None], list[uuid.UUID]]:
         return _loader(branches.siblings_for, lambda ids: ids, [])
+
+    @cached_property
+    def message_attachments(self) -> DataLoader[uuid.UUID, list[Attachment]]:
+        return _loader(attachments.of_messages, lambda rows: [mapping.attachment(r) for r in rows], [])
 
     @cached_property
     def active_run(self) -> DataLoader[uuid.UUID, Run | None]:
@@ -222,3 +227,6 @@ class Context:
         if user_id != self.user.id:
             raise NotFound.of("user", user_id)
         return self.user
+
+    async def message_attachments(self, message_id: uuid.UUID) -> list[Attachment]:
+        return await self.loaders.message_attachments.load(message_id)

@@ -9,6 +9,7 @@ from strawberry.scalars import JSON
 
 import models
 from schema.agent import Agent
+from schema.attachment import Attachment
 from schema.enums import MemoryScope, MessageRole, RunStatus
 from schema.events import (
     AgentEvent,
@@ -32,6 +33,7 @@ from schema.stats import AgentUsage, DailyBudget, SessionStats, UsageStats
 from schema.tools import ApprovalRequest, McpServer, ToolInfo
 from schema.user import User
 from services import events, figures, search, stats, tools
+from services.attachments import AttachmentRow
 from services.pagination import Page
 from services.runs import TurnResult
 from services.transcript import MessageRow
@@ -132,6 +134,17 @@ def message(row: MessageRow) -> Message:
         if row.role is models.Role.ASSISTANT
         else None,
         parent_id=row.parent_id,
+    )
+
+
+def attachment(row: AttachmentRow) -> Attachment:
+    return Attachment(
+        id=row.id,
+        filename=row.filename,
+        media_type=row.media_type,
+        size=row.size,
+        url=f"/attachments/{row.id}",
+        created_at=row.created_at,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncGenerator, Iterator
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -18,13 +18,15 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.file_uploads import Upload
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 
-from resolvers import agents, mapping, memory, messages, runs, sessions, stats, subscriptions
+from resolvers import agents, attachments, mapping, memory, messages, runs, sessions, stats, subscriptions
 from resolvers.context import Context
 from resolvers.operations import Operations
 from schema.agent import Agent
+from schema.attachment import Attachment
 from schema.enums import MemoryScope
 from schema.errors import Authenticate, ErrorCodes, is_expected
 from schema.events import AgentEvent
@@ -48,6 +50,11 @@ from schema.user import User
 from services.settings import Settings
 
 Info = strawberry.Info[Context, None]
+# ids of the caller's uploads (uploadAttachment), at most 10 per message
+_Attachments = Annotated[
+    list[uuid.UUID] | None,
+    strawberry.argument(description="ids of the caller's uploads (uploadAttachment), at most 10"),
+]
 
 
 @strawberry.type
@@ -164,8 +171,18 @@ class Mutation:
         content: str,
         metadata: JSON | None = None,
         idempotency_key: str | None = None,
+        attachments: _Attachments = None,
     ) -> SendMessagePayload:
-        return await runs.send_message(info.context, session_id, content, metadata, idempotency_key)
+        return await runs.send_message(
+            info.context, session_id, content, metadata, idempotency_key, attachments
+        )
+
+    @described_mutation(
+        "a file of a GraphQL multipart request: a PNG, JPEG, GIF or WebP image, a PDF, or UTF-8 text "
+        "(plain, Markdown, CSV, JSON), at most PARLEY_MAX_ATTACHMENT_BYTES; send its id with a message"
+    )
+    async def upload_attachment(self, info: Info, file: Upload) -> Attachment:
+        return await attachments.upload(info.context, file)
 
     @described_mutation(
         "content sent as a new version of an earlier USER message: the new message becomes its "
@@ -178,8 +195,11 @@ class Mutation:
         content: str,
         metadata: JSON | None = None,
         idempotency_key: str | None = None,
+        attachments: _Attachments = None,
     ) -> SendMessagePayload:
-        return await runs.edit_message(info.context, message_id, content, metadata, idempotency_key)
+        return await runs.edit_message(
+            info.context, message_id, content, metadata, idempotency_key, attachments
+        )
 
     @described_mutation(
         "a new reply to the USER message named (or to the one an ASSISTANT message answers): "
@@ -277,8 +297,9 @@ class Subscription:
         content: str,
         metadata: JSON | None = None,
         idempotency_key: str | None = None,
+        attachments: _Attachments = None,
     ) -> AsyncGenerator[AgentEvent]:
-        return subscriptions.chat(info.context, session_id, content, metadata, idempotency_key)
+        return subscriptions.chat(info.context, session_id, content, metadata, idempotency_key, attachments)
 
     @strawberry.subscription
     def edit_message(
@@ -288,8 +309,11 @@ class Subscription:
         content: str,
         metadata: JSON | None = None,
         idempotency_key: str | None = None,
+        attachments: _Attachments = None,
     ) -> AsyncGenerator[AgentEvent]:
-        return subscriptions.edit_message(info.context, message_id, content, metadata, idempotency_key)
+        return subscriptions.edit_message(
+            info.context, message_id, content, metadata, idempotency_key, attachments
+        )
 
     @strawberry.subscription
     def regenerate(

@@ -22,16 +22,28 @@ async def cancel_run(ctx: Context, id: uuid.UUID) -> Run:
 
 
 async def send_message(
-    ctx: Context, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
+    ctx: Context,
+    session_id: uuid.UUID,
+    content: str,
+    metadata: Any,
+    idempotency_key: str | None,
+    attachments: list[uuid.UUID] | None = None,
 ) -> SendMessagePayload:
-    result = await runs.send_message(ctx.runtime, ctx.user, session_id, content, metadata, idempotency_key)
+    result = await runs.send_message(
+        ctx.runtime, ctx.user, session_id, content, metadata, idempotency_key, tuple(attachments or ())
+    )
     return mapping.turn(result)
 
 
 async def edit_message(
-    ctx: Context, message_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
+    ctx: Context,
+    message_id: uuid.UUID,
+    content: str,
+    metadata: Any,
+    idempotency_key: str | None,
+    attachments: list[uuid.UUID] | None = None,
 ) -> SendMessagePayload:
-    ask = runs.Ask(content, metadata, idempotency_key, edit=message_id)
+    ask = runs.Ask(content, metadata, idempotency_key, edit=message_id, attachments=tuple(attachments or ()))
     return mapping.turn(await runs.send_branch(ctx.runtime, ctx.user, ask))
 
 

@@ -12,16 +12,28 @@ from services import runs, streams
 
 
 async def chat(
-    ctx: Context, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
+    ctx: Context,
+    session_id: uuid.UUID,
+    content: str,
+    metadata: Any,
+    idempotency_key: str | None,
+    attachments: list[uuid.UUID] | None = None,
 ) -> AsyncGenerator[AgentEvent]:
-    async for event in _stream(ctx, session_id, runs.Ask(content, metadata, idempotency_key)):
+    ask = runs.Ask(content, metadata, idempotency_key, attachments=tuple(attachments or ()))
+    async for event in _stream(ctx, session_id, ask):
         yield event
 
 
 def edit_message(
-    ctx: Context, message_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
+    ctx: Context,
+    message_id: uuid.UUID,
+    content: str,
+    metadata: Any,
+    idempotency_key: str | None,
+    attachments: list[uuid.UUID] | None = None,
 ) -> AsyncGenerator[AgentEvent]:
-    return _stream(ctx, None, runs.Ask(content, metadata, idempotency_key, edit=message_id))
+    ask = runs.Ask(content, metadata, idempotency_key, edit=message_id, attachments=tuple(attachments or ()))
+    return _stream(ctx, None, ask)
 
 
 def regenerate(

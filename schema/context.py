@@ -16,6 +16,7 @@ from strawberry.scalars import JSON
 
 if TYPE_CHECKING:
     from schema.agent import Agent
+    from schema.attachment import Attachment
     from schema.enums import MessageRole
     from schema.memory import MemoryEntry
     from schema.message import Message, MessageConnection
@@ -53,6 +54,8 @@ class Resolve(Protocol):
     async def usage_today(self, user_id: uuid.UUID) -> UsageStats: ...
 
     async def daily_budget(self, user_id: uuid.UUID) -> DailyBudget: ...
+
+    async def message_attachments(self, message_id: uuid.UUID) -> list[Attachment]: ...
 
 
 Info = strawberry.Info[Resolve, None]

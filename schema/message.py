@@ -6,6 +6,7 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
+from schema.attachment import Attachment
 from schema.context import Info
 from schema.enums import MessageRole
 from schema.fields import described_field
@@ -58,6 +59,10 @@ class Message:
     @described_field("all messages with the same parent, oldest first, itself included")
     async def sibling_ids(self, info: Info) -> list[uuid.UUID]:
         return await info.context.siblings(self.session_id, self.parent_id)
+
+    @described_field("the files sent with it (USER messages), in the order they were given")
+    async def attachments(self, info: Info) -> list[Attachment]:
+        return await info.context.message_attachments(self.id)
 
     @described_field("its place in siblingIds (0-based)")
     async def sibling_index(self, info: Info) -> int:

@@ -14,6 +14,7 @@ import uuid
 import asyncpg
 
 from models import Role, Session, User
+from services import attachments
 from services.database import acquire, model_from
 from services.errors import BadInput, NotFound
 from services.limits import short_text
@@ -169,6 +170,7 @@ async def fork_session(user: User, message_id: uuid.UUID, title: str | None, bou
 
     State and SESSION memory are copied too. Copies keep their content, usage and times (the
     history the model sees is the same); sequences start again at 1 and part groups follow.
+    The copies refer to the same attachments as the messages they copy.
     """
     if title is not None:
         title = short_text(title, "title")
@@ -214,6 +216,7 @@ async def fork_session(user: User, message_id: uuid.UUID, title: str | None, bou
             [seqs.get(m.part_group) if m.part_group is not None else None for m in path],
             [None, *ids[:-1]],
         )
+        await attachments.copy_refs(conn, [m.id for m in path], ids)  # shared, not copied
         await conn.execute(
             """INSERT INTO memory_entries (id, user_id, session_id, scope, key, value, created_at, updated_at)
                SELECT gen_random_uuid(), user_id, $1, scope, key, value, created_at, now()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic_ai.messages import (
+    BinaryContent,
     ModelMessage,
     ModelRequest,
     ModelResponse,
@@ -28,8 +29,17 @@ def last_prompt(messages: list[ModelMessage]) -> str:
                 if isinstance(part, UserPromptPart):
                     if isinstance(part.content, str):
                         return part.content
-                    return " ".join(c for c in part.content if isinstance(c, str))
+                    return " ".join(_word(c) for c in part.content)
     return ""
+
+
+def _word(item: object) -> str:
+    """A prompt item as echo says it: text as it is, an attachment by its kind."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, BinaryContent):
+        return f"[{item.media_type}]"
+    return "[file]"
 
 
 class EchoModel(Model):

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+from pydantic_ai.messages import ModelMessagesTypeAdapter
 
 from models import Message, Role, User
-from services import events, pagination
+from services import attachments, events, pagination, references
 from services.conversation import IncomingMessage, StoredRow, drafts_from_openai, to_history_json
 from services.database import acquire
 from services.errors import BadInput
@@ -215,9 +216,31 @@ async def histories_for(session_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[di
             "WHERE session_id = ANY($1) AND active ORDER BY session_id, sequence",
             list(set(session_ids)),
         )
+    referring = False
     for r in recs:
         rows[r["session_id"]].append(stored_row(r))
-    return {sid: to_history_json(found) for sid, found in rows.items()}
+        referring = referring or references.might_refer(r["model_message"])
+    histories = {sid: to_history_json(found) for sid, found in rows.items()}
+    if referring:
+        await _fill_histories(histories)
+    return histories
+
+
+async def _fill_histories(histories: dict[uuid.UUID, list[dict[str, Any]]]) -> None:
+    """Attachments are stored as references: put back what the model was sent (base64 bytes in
+    pydantic-ai's BinaryContent JSON, the text of text files), by pydantic-ai's own serializer."""
+    referred = references.ids_in_json(m for history in histories.values() for m in history)
+    if not referred:
+        return
+    async with acquire() as conn:
+        recs = await conn.fetch("SELECT DISTINCT user_id FROM sessions WHERE id = ANY($1)", list(histories))
+    found = await attachments.blobs(referred, [r["user_id"] for r in recs])
+    for history in histories.values():
+        for i, message in enumerate(history):
+            if references.ids_in_json([message]):
+                (validated,) = ModelMessagesTypeAdapter.validate_python([message])
+                (filled,) = references.fill([validated], found)
+                history[i] = ModelMessagesTypeAdapter.dump_python([filled], mode="json")[0]
 
 
 async def clear_history(user: User, session_id: uuid.UUID) -> None:
@@ -225,7 +248,9 @@ async def clear_history(user: User, session_id: uuid.UUID) -> None:
     session = await require_session(user, session_id)
     async with acquire() as conn, conn.transaction():
         await lock_idle_session(conn, session.id)
+        attached = await attachments.of_sessions(conn, [session.id])
         await conn.execute("DELETE FROM messages WHERE session_id = $1", session.id)
+        await attachments.release(conn, attached)  # retention deletes them a day from now
         await conn.execute(
             "UPDATE sessions SET message_count = 0, head_id = NULL, updated_at = now() WHERE id = $1",
             session.id,

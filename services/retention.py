@@ -11,6 +11,9 @@ With ``PARLEY_RETENTION_DAYS`` set, :func:`sweep_forever` (a task of the runtime
 ``PARLEY_RETENTION_INTERVAL`` seconds in every process; a sweep first takes a PostgreSQL
 advisory lock (``pg_try_advisory_lock``, held on the sweep's connection for the sweep only) and
 is skipped while another process of the group holds it.
+
+Attachments no message has referred to for a day are deleted by :func:`sweep_attachments_forever`,
+which every process runs (``PARLEY_RETENTION_DAYS`` or not) under an advisory lock of its own.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from models import User
-from services import notices
+from services import attachments, notices
 from services.database import acquire
 from services.errors import BadInput, Forbidden
 
@@ -36,6 +39,9 @@ MAX_DAYS = 36500
 # used elsewhere (run owners, migrations).
 LOCK_CLASS = 0x504C5259  # "PLRY"
 LOCK_RETENTION = 1
+LOCK_ATTACHMENTS = 2
+ATTACHMENT_GRACE_S = 86400.0  # an attachment no message refers to is kept a day (an upload not sent yet)
+ATTACHMENT_BATCH = 500
 
 _PICK_SQL = """
 SELECT s.id, s.message_count FROM sessions s
@@ -81,10 +87,12 @@ async def _delete_batch(conn: asyncpg.Connection, inactive_days: int, batch_size
         if not ids:
             return 0
         # Children first (explicitly, the cascades then find nothing left), then the sessions.
+        attached = await attachments.of_sessions(conn, ids)
         await conn.execute("DELETE FROM messages WHERE session_id = ANY($1::uuid[])", ids)
         await conn.execute("DELETE FROM runs WHERE session_id = ANY($1::uuid[])", ids)
         await conn.execute("DELETE FROM memory_entries WHERE session_id = ANY($1::uuid[])", ids)
         status = await conn.execute("DELETE FROM sessions WHERE id = ANY($1::uuid[])", ids)
+        await attachments.drop_unreferenced(conn, attached)  # as deleteSession does
         await notices.sessions_deleted(conn, ids)
     return int(status.split()[-1])
 
@@ -119,7 +127,7 @@ async def sweep_once(inactive_days: int, state: Sweeper | None = None) -> int | 
         try:
             deleted = await _cleanup_on(conn, inactive_days)
         finally:
-            await _unlock(conn)
+            await _unlock(conn, LOCK_RETENTION)
     state.sweeps += 1
     state.deleted += deleted
     if deleted:
@@ -127,11 +135,11 @@ async def sweep_once(inactive_days: int, state: Sweeper | None = None) -> int | 
     return deleted
 
 
-async def _unlock(conn: asyncpg.Connection) -> None:
+async def _unlock(conn: asyncpg.Connection, key: int) -> None:
     """Pooled connections go back without any session state (the pool only rolls back), so
     the lock must be released here; if that fails, the connection is closed, which releases it."""
     try:
-        await conn.execute("SELECT pg_advisory_unlock($1, $2)", LOCK_CLASS, LOCK_RETENTION)
+        await conn.execute("SELECT pg_advisory_unlock($1, $2)", LOCK_CLASS, key)
     except BaseException:
         conn.terminate()
         raise
@@ -152,4 +160,45 @@ async def sweep_forever(days: int, interval: float, state: Sweeper) -> None:
         except Exception:
             state.failures += 1
             log.exception("retention sweep failed; retrying in %.0f s", interval)
+        await asyncio.sleep(interval)
+
+
+async def sweep_attachments(state: Sweeper | None = None, grace_s: float = ATTACHMENT_GRACE_S) -> int | None:
+    """Delete attachments no message has referred to for ``grace_s`` seconds (one process at a
+    time, like session sweeps); ``None`` when another process is sweeping them."""
+    state = state if state is not None else Sweeper()
+    async with acquire() as conn:
+        got = await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", LOCK_CLASS, LOCK_ATTACHMENTS)
+        if not got:
+            state.skipped += 1
+            return None
+        try:
+            # References that went by a way that did not mark them (a user deleted, say) count from now.
+            await attachments.mark_unreferenced(conn)
+            deleted = 0
+            while True:
+                picked, gone = await attachments.delete_unreferenced(conn, grace_s, ATTACHMENT_BATCH)
+                deleted += gone
+                if picked < ATTACHMENT_BATCH:
+                    break
+        finally:
+            await _unlock(conn, LOCK_ATTACHMENTS)
+    state.sweeps += 1
+    state.deleted += deleted
+    if deleted:
+        log.info("retention: deleted %d attachments no message referred to for a day", deleted)
+    return deleted
+
+
+async def sweep_attachments_forever(interval: float, state: Sweeper) -> None:
+    """Background task of every process, whatever PARLEY_RETENTION_DAYS says: a sweep of
+    unreferenced attachments every ``interval`` seconds (the first at once)."""
+    while True:
+        try:
+            await sweep_attachments(state)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            state.failures += 1
+            log.exception("attachment sweep failed; retrying in %.0f s", interval)
         await asyncio.sleep(interval)

@@ -79,6 +79,7 @@ class Runtime:
         self.tools = Toolbox(settings.tool_timeout_s, self._keep)
         self.history = HistoryCache()
         self.sweeper = retention.Sweeper()
+        self.attachment_sweeper = retention.Sweeper()
         self.listener = Listener(
             asyncpg_dsn(database_url),
             self.owner_key,
@@ -157,6 +158,12 @@ class Runtime:
                         self._background(self._watch_lag(), "parley-lag"),
                         self._background(self._reaper(), "parley-reaper"),
                         self._background(self._announce_watching(), "parley-watching"),
+                        self._background(
+                            retention.sweep_attachments_forever(
+                                self.settings.retention_interval_s, self.attachment_sweeper
+                            ),
+                            "parley-attachments",
+                        ),
                     ]
                     if self.metrics.enabled and self.metrics.multiprocess:
                         background.append(self._background(self._sample_pool(), "parley-metrics"))

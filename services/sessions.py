@@ -12,7 +12,7 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from models import Agent, Run, RunStatus, Session, User
-from services import notices, pagination, runs
+from services import attachments, notices, pagination, runs
 from services.agents import agent_for_session
 from services.database import acquire
 from services.errors import BadInput, Conflict, NotFound, RunInProgress
@@ -184,6 +184,7 @@ async def update_state(
 
 async def delete_session(rt: Runtime, user: User, session_id: uuid.UUID) -> bool:
     """Delete a session with its messages, runs and memory, cancelling a running reply first.
+    Attachments only its messages refer to go too (a fork's, or another session's, stay).
 
     The row lock makes the check and the delete one step: a turn that starts meanwhile is
     cancelled in the next round instead of losing its rows under its feet.
@@ -203,7 +204,9 @@ async def delete_session(rt: Runtime, user: User, session_id: uuid.UUID) -> bool
                 return False  # deleted meanwhile
             if busy:
                 continue
+            attached = await attachments.of_sessions(conn, [session.id])
             await conn.execute("DELETE FROM sessions WHERE id = $1", session.id)
+            await attachments.drop_unreferenced(conn, attached)
             await notices.sessions_deleted(conn, [session.id])  # its streams end on every process
             return True
     raise RunInProgress("the session keeps starting new replies; retry")

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # prometheus-client's own variable: set, every process writes its figures there (multiprocess
     # mode) and /metrics adds them all up. `parley serve --workers N` sets it up by itself.
     metrics_dir: Path | None = Field(default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
+    max_attachment_bytes: int = Field(
+        default=10_485_760, ge=1, validation_alias="PARLEY_MAX_ATTACHMENT_BYTES"
+    )
 
     # Additions beyond the contract, with safe defaults.
     pool_size: int = Field(default=20, ge=1, validation_alias="PARLEY_DB_POOL_SIZE")

@@ -71,7 +71,7 @@ async def revoke_tokens(name: str) -> int:
 
 
 async def delete_user(name: str, kind: UserKind = UserKind.TOKEN) -> int:
-    """Remove the user with all their sessions and memory; their sockets close everywhere.
+    """Remove the user with all their sessions, memory and attachments; their sockets close everywhere.
 
     Running replies are asked to stop first; whatever they still try to write afterwards finds
     its rows gone. Returns how many sessions went with the user.
@@ -88,6 +88,8 @@ async def delete_user(name: str, kind: UserKind = UserKind.TOKEN) -> int:
         )
         for run in running:
             await notices.cancel_run(conn, run["id"])
+        # Sessions first: their messages' references go before the attachments they point at.
+        await conn.execute("DELETE FROM sessions WHERE user_id = $1", user.id)
         await conn.execute("DELETE FROM users WHERE id = $1", user.id)
         await notices.user_gone(conn, user.id, "the user was deleted")
         await notices.sessions_deleted(conn, session_ids)

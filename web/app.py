@@ -35,10 +35,12 @@ from services import agents, database, users
 from services.errors import ParleyError
 from services.runtime import Runtime
 from services.settings import Settings, get_settings
+from web import uploads
+from web.attachments import attachment_routes
 from web.chat import chat_routes
 from web.executor import ProjectingExecutor
 from web.graphiql import STATIC_DIR, graphiql_html
-from web.media_types import GraphQLOverHTTP
+from web.media_types import GraphQLOverHTTP, error_response
 from web.request_ids import RequestIds
 from web.request_limits import RequestLimits
 from web.sockets import ParleyTransportWS
@@ -67,6 +69,10 @@ class ParleyGraphQL(GraphQLOverHTTP[Context, None]):
             connection_init_wait_timeout=timedelta(seconds=10),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
             allowed_origins=settings.origins,
+            multipart_uploads_enabled=True,  # uploadAttachment (web/uploads.py)
+        )
+        self.request_adapter_class = uploads.adapter_class(
+            max_file_bytes=settings.max_attachment_bytes, max_field_bytes=settings.max_body_bytes
         )
         self._page = graphiql_html(STATIC_PREFIX)
 
@@ -123,7 +129,18 @@ class ParleyGraphQL(GraphQLOverHTTP[Context, None]):
                 status_code=405,
                 headers={"Allow": "POST"},
             )
-        return await super().run(request, context, root_value)
+        if not isinstance(request, Request) or not uploads.is_multipart(request):
+            return await super().run(request, context, root_value)
+        if not uploads.forces_preflight(request):
+            return error_response(
+                400,
+                "a multipart request needs a header that forces a CORS preflight: "
+                "send `Apollo-Require-Preflight: true` (or `GraphQL-Preflight: 1`)",
+            )
+        try:
+            return await super().run(request, context, root_value)
+        finally:
+            await uploads.close_form(request)
 
 
 def _hear_stop_signals(rt: Runtime) -> None:
@@ -212,6 +229,7 @@ def create_app(
         Route("/readyz", readyz),
         Route("/graphql", gql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", gql),
+        *attachment_routes(settings),
         *chat_routes(),
     ]
     if settings.metrics:
@@ -223,7 +241,8 @@ def create_app(
         Middleware(
             RequestLimits,
             max_body_bytes=settings.max_body_bytes,
-            max_upload_bytes=settings.max_body_bytes,
+            # A multipart request: its files, within the attachment limit, and the operations.
+            max_upload_bytes=settings.max_attachment_bytes + settings.max_body_bytes,
             body_timeout_s=settings.body_timeout_s,
         ),
     ]
@@ -233,7 +252,8 @@ def create_app(
                 CORSMiddleware,
                 allow_origins=settings.origins,
                 allow_methods=["GET", "POST", "OPTIONS"],
-                allow_headers=["authorization", "content-type", "accept"],
+                allow_headers=["authorization", "content-type", "accept", *uploads.PREFLIGHT_HEADERS],
+                expose_headers=["content-disposition"],
             )
         )
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -32,20 +32,21 @@ class RequestLimits:
         self.max_upload_bytes = max_upload_bytes
         self.body_timeout_s = body_timeout_s
 
-    def _limit(self, scope: Scope) -> int:
+    def _limit(self, scope: Scope) -> tuple[int, str]:
         content_type = _header(scope, b"content-type") or b""
         if content_type.lower().startswith(b"multipart/form-data"):
-            return self.max_upload_bytes
-        return self.max_body_bytes
+            # Uploads: the attachment limit plus room for the operations (web/app.py).
+            return self.max_upload_bytes, "a multipart request's body (its files and the operations)"
+        return self.max_body_bytes, "the request body"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self._limit(scope)
+        limit, what = self._limit(scope)
         length = _header(scope, b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            await _refuse(send, 413, f"the request body is larger than {limit} bytes")
+            await _refuse(send, 413, f"{what} is larger than {limit} bytes")
             return
         received = 0
         body_done = False
@@ -80,7 +81,7 @@ class RequestLimits:
             await self.app(scope, limited_receive, tracked_send)
         except _TooLarge:
             if not started:
-                await _refuse(send, 413, f"the request body is larger than {limit} bytes")
+                await _refuse(send, 413, f"{what} is larger than {limit} bytes")
         except _TooSlow:
             if not started:
                 await _refuse(send, 408, f"the request body did not arrive within {self.body_timeout_s:g} s")

@@ -35,13 +35,15 @@ from pydantic_ai.messages import (
     TextPart,
     ToolCallPart,
     ToolReturnPart,
+    UserContent,
     repair_messages,
 )
 from pydantic_ai.models import Model
 from pydantic_ai.usage import RunUsage, UsageLimits
 
 from models import Agent, Role, Run, RunStatus
-from services import events
+from services import attachments, events, references
+from services.attachments import AttachmentRow
 from services.conversation import RowDraft, drafts_from, dump, tool_arguments, window
 from services.database import acquire, model_from
 from services.errors import RunGone
@@ -85,6 +87,7 @@ class Execution:
         *,
         fresh: bool = True,
         resume: DeferredToolResults | None = None,
+        attachments: list[AttachmentRow] | None = None,
     ) -> None:
         self.rt = rt
         self.handle = handle
@@ -95,6 +98,7 @@ class Execution:
         # A paused run going on: the decisions on its calls; its history is the whole branch and
         # its first new message (the calls' results) has no row yet.
         self.resume = resume
+        self.attachments = attachments or []  # the user message's, in its order
         self.stored = _Stored(user_message)
         self.session_id = handle.session_id
         self.run_id = handle.run.id
@@ -118,7 +122,7 @@ class Execution:
             async with (
                 _entered(model),
                 self.rt.agents.agent.iter(
-                    self.prompt,
+                    await self._prompt(),
                     model=model,
                     toolsets=toolsets,
                     deferred_tool_results=self.resume,
@@ -190,14 +194,25 @@ class Execution:
         limit = self.agent.history_limit
         async with acquire() as conn:
             rows = await stored_rows(conn, self.session_id, limit + 1)
-        if self.resume is not None:  # the branch up to the calls waiting for their decisions
-            return self.rt.history.to_history(window(rows, limit))
-        before = self.stored.user_message.sequence
-        rows = [r for r in rows if r.sequence < before]
+        if self.resume is None:  # (a paused run goes on with the whole branch, up to its calls)
+            before = self.stored.user_message.sequence
+            rows = [r for r in rows if r.sequence < before]
         history = self.rt.history.to_history(window(rows, limit))
+        if referred := references.ids_in(history):  # stored as references: the bytes go back in
+            history = references.fill(history, await attachments.blobs(referred, [self.user_id]))
         # Turns recorded with addMessages may leave a tool call unanswered, which pydantic-ai refuses:
-        # close such calls out (only then, so a well-formed history is sent exactly as stored).
-        return repair_messages(history) if _dangling_calls(history) else history
+        # close such calls out (only then, so a well-formed history is sent exactly as stored). The
+        # calls a paused run waits on are answered by the decisions instead.
+        if self.resume is None and _dangling_calls(history):
+            return repair_messages(history)
+        return history
+
+    async def _prompt(self) -> str | list[UserContent] | None:
+        """The user's words, with the attachments' bytes read now (only for as long as the run)."""
+        if not self.attachments:
+            return self.prompt
+        found = await attachments.blobs({a.id for a in self.attachments}, [self.user_id])
+        return references.prompt(self.prompt or "", [found[a.id] for a in self.attachments if a.id in found])
 
     async def _persist(self, new: list[ModelMessage]) -> None:
         """Mid-run: store the new messages not stored yet (a model request has just completed)."""
@@ -221,11 +236,12 @@ class Execution:
         self, conn: asyncpg.Connection, pending: list[ModelMessage], drafts: list[RowDraft], *, guard: bool
     ) -> list[MessageRow]:
         if self.stored.count == 0 and self.fresh:
-            # The user's request as pydantic-ai built it (instructions, run id): same turn, same row.
+            # The user's request as pydantic-ai built it (instructions, run id): same turn, same row,
+            # with references in place of the attachments' bytes.
             await conn.execute(
                 "UPDATE messages SET model_message = $2 WHERE id = $1",
                 self.stored.user_message.id,
-                json.dumps(dump(pending[0]), separators=(",", ":"), ensure_ascii=False),
+                json.dumps(references.strip(dump(pending[0])), separators=(",", ":"), ensure_ascii=False),
             )
         elapsed = int((time.monotonic() - self.started) * 1000)
         return await append(

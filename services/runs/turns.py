@@ -12,14 +12,15 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from pydantic_ai.messages import ModelRequest, UserPromptPart
 
 from models import Agent, Message, Role, Run, RunStatus, Session, User
-from services import branches, events, liveness, telemetry
+from services import attachments, branches, events, liveness, references, telemetry
+from services.attachments import AttachmentRow
 from services.conversation import RowDraft, dump
 from services.database import acquire, model_from
 from services.errors import BadInput, NotFound, RunInProgress, ServiceUnavailable
@@ -43,13 +44,15 @@ WAIT_MARGIN_S = 30.0  # a run ends within PARLEY_RUN_TIMEOUT; waiting gives up t
 class Ask:
     """What a turn answers: a new user message (``content``), continuing from the head, or
     (``edit``) a new version of that earlier USER message, or (``again``, no content) the user
-    message of that USER or ASSISTANT message answered once more (regenerate)."""
+    message of that USER or ASSISTANT message answered once more (regenerate). ``attachments``:
+    the caller's uploads the new user message refers to (regenerate reuses the stored ones)."""
 
     content: str | None
     metadata: Any = None
     idempotency_key: str | None = None
     edit: uuid.UUID | None = None
     again: uuid.UUID | None = None
+    attachments: tuple[uuid.UUID, ...] = ()
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Started:
     created: bool
     handle: RunHandle | None = None
     fresh: bool = True  # the user message is new (False: regenerate answers a stored one)
+    attachments: list[AttachmentRow] = field(default_factory=list)  # the user message's
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -92,13 +96,19 @@ async def run_messages(run: Run) -> list[MessageRow]:
 
 
 async def start_turn(
-    rt: Runtime, user: User, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
+    rt: Runtime,
+    user: User,
+    session_id: uuid.UUID,
+    content: str,
+    metadata: Any,
+    idempotency_key: str | None,
+    attachments: tuple[uuid.UUID, ...] = (),
 ) -> Started:
     """Persist the user message and a RUNNING run, and run the agent in the runtime's hands."""
     session = await Session.filter(id=session_id, user_id=user.id).select_related("agent").first()
     if session is None:
         raise NotFound.of("session", session_id)
-    return await start(rt, user, session, Ask(content, metadata, idempotency_key))
+    return await start(rt, user, session, Ask(content, metadata, idempotency_key, attachments=attachments))
 
 
 async def start_branch(rt: Runtime, user: User, ask: Ask) -> Started:
@@ -111,8 +121,9 @@ async def start_branch(rt: Runtime, user: User, ask: Ask) -> Started:
 
 async def start(rt: Runtime, user: User, session: Session, ask: Ask) -> Started:
     meta: dict[str, Any] = {}
+    attachments.check_ids(ask.attachments)
     if ask.content is not None:
-        rt.limits.content(ask.content)
+        rt.limits.content(ask.content, allow_empty=bool(ask.attachments))  # a picture alone says enough
         meta = rt.limits.json_value(
             ask.metadata if ask.metadata is not None else {}, "metadata", require_object=True
         )
@@ -156,7 +167,16 @@ async def _turn(
         agent: Agent = session.agent
         prompt = begun.user_message.content
         with observed(rt, handle):
-            await Execution(rt, handle, agent, user_id, prompt, begun.user_message, fresh=begun.fresh).run()
+            await Execution(
+                rt,
+                handle,
+                agent,
+                user_id,
+                prompt,
+                begun.user_message,
+                fresh=begun.fresh,
+                attachments=begun.attachments,
+            ).run()
     finally:
         handle.done.set()
         rt.runs.handles.pop(handle.run.id, None)
@@ -187,18 +207,23 @@ async def _begin(rt: Runtime, session: Session, ask: Ask, metadata: dict[str, An
                     return existing
             draft: RowDraft | None = None
             asked: MessageRow | None = None
+            attached: list[AttachmentRow] = []
             if ask.again is not None:  # regenerate: the new reply follows the user message
                 asked = await branches.asked_by(conn, session.id, ask.again)
                 await branches.move_head(conn, session.id, asked.id)
+                attached = await attachments.of_message(conn, asked.id)
             else:
                 if ask.edit is not None:  # the new version becomes a sibling of the edited one
                     edited = await branches.edited(conn, session.id, ask.edit)
                     await branches.move_head(conn, session.id, edited.parent_id)
+                # Someone else's attachment is NOT_FOUND; ours are now held by this transaction.
+                attached = await attachments.claim(conn, session.user_id, ask.attachments)
                 content = ask.content or ""
+                stored = references.stored_prompt(content, attached)
                 draft = RowDraft(
                     role=Role.USER,
                     content=content,
-                    model_message=dump(ModelRequest(parts=[UserPromptPart(content=content)])),
+                    model_message=dump(ModelRequest(parts=[UserPromptPart(content=stored)])),
                     metadata=metadata,
                 )
             try:
@@ -217,6 +242,7 @@ async def _begin(rt: Runtime, session: Session, ask: Ask, metadata: dict[str, An
                 raise RunInProgress() from exc
             if draft is not None:
                 (user_message,) = await append(conn, session.id, [draft], run_id=run_id)
+                await attachments.refer(conn, user_message.id, attached)
             else:
                 assert asked is not None
                 user_message = asked
@@ -230,7 +256,14 @@ async def _begin(rt: Runtime, session: Session, ask: Ask, metadata: dict[str, An
     rt.emit(session.id, events.RunStarted(run))
     if draft is not None:
         rt.emit(session.id, events.MessageAdded(user_message))
-    return Started(run=run, user_message=user_message, created=True, handle=handle, fresh=draft is not None)
+    return Started(
+        run=run,
+        user_message=user_message,
+        created=True,
+        handle=handle,
+        fresh=draft is not None,
+        attachments=attached,
+    )
 
 
 async def _by_idempotency_key(
@@ -275,9 +308,16 @@ async def wait_finished(rt: Runtime, run: Run, handle: RunHandle | None) -> Run:
 
 
 async def send_message(
-    rt: Runtime, user: User, session_id: uuid.UUID, content: str, metadata: Any, idempotency_key: str | None
+    rt: Runtime,
+    user: User,
+    session_id: uuid.UUID,
+    content: str,
+    metadata: Any,
+    idempotency_key: str | None,
+    attachments: tuple[uuid.UUID, ...] = (),
 ) -> TurnResult:
-    return await finished(rt, await start_turn(rt, user, session_id, content, metadata, idempotency_key))
+    started = await start_turn(rt, user, session_id, content, metadata, idempotency_key, attachments)
+    return await finished(rt, started)
 
 
 async def send_branch(rt: Runtime, user: User, ask: Ask) -> TurnResult:
