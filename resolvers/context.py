@@ -134,7 +134,7 @@ class Context:
 
     async def authenticate(self) -> User:
         if self._user is None:
-            self._user = await authenticate(self.authorization, self.settings)
+            self._user = await authenticate(self.authorization, self.settings, self.runtime.known_tokens)
         telemetry.bind(user=self._user.id)  # its id: names may be personal (a JWT's e-mail subject)
         return self._user
 

@@ -32,6 +32,7 @@ from models import Run
 from services import budgets, database, events, liveness, notices, rate_limits, retention
 from services.connections import Connections, sweep_dead
 from services.conversation import HistoryCache
+from services.credentials import KnownTokens
 from services.database import Database, acquire, asyncpg_dsn
 from services.errors import ServiceUnavailable
 from services.fanout import CHANNEL, Fanout
@@ -76,6 +77,7 @@ class Runtime:
         self.connections = Connections(self.owner_key, settings.max_connections_per_user)
         self.models = ModelRegistry()
         self.agents = Agents(self.tracing.agent_instrumentation())
+        self.known_tokens = KnownTokens()
         self.tools = Toolbox(settings.tool_timeout_s, self._keep)
         self.history = HistoryCache()
         self.sweeper = retention.Sweeper()
@@ -89,7 +91,7 @@ class Runtime:
                 notices.CONTROL_CHANNEL: self._on_control,
             },
             on_lost=self._on_lost,
-            on_back=self.fanout.resync_all,
+            on_back=self._on_back,
         )
         self.loop_lag = 0.0
         self.stopping = False
@@ -299,10 +301,18 @@ class Runtime:
             self.fanout.note_watching(notice.watching)
         for session_id in notice.sessions_deleted:
             self.hub.end_session(session_id)
+        if notice.user_gone is not None:
+            self.known_tokens.forget_user(notice.user_gone)
         if notice.user_gone is not None and not self.stopping:
             self.spawn(self.connections.close_user(notice.user_gone, notice.reason), "parley-close-sockets")
 
+    def _on_back(self) -> None:
+        # Notices sent while the listener was away are lost: what it remembers may be stale.
+        self.known_tokens.clear()
+        self.fanout.resync_all()
+
     def _on_lost(self) -> None:
+        self.known_tokens.clear()
         # Without the liveness lock other processes may end these runs and start new ones in
         # their sessions: stop them now rather than write on.
         handles = self.runs.cancel_all("lost")

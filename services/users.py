@@ -19,6 +19,7 @@ from tortoise.transactions import in_transaction
 
 from models import ApiToken, User, UserKind
 from services import notices
+from services.credentials import KnownTokens
 from services.database import acquire
 from services.errors import BadInput, Conflict, NotFound, Unauthenticated
 from services.settings import Settings
@@ -122,17 +123,23 @@ def bearer_token(authorization: str | None) -> str | None:
     return value.strip()
 
 
-async def authenticate(authorization: str | None, settings: Settings) -> User:
+async def authenticate(
+    authorization: str | None, settings: Settings, known: KnownTokens | None = None
+) -> User:
     """The user behind an ``Authorization`` header value, or :class:`Unauthenticated`."""
     token = bearer_token(authorization)
     if token is None:
         raise Unauthenticated("send `Authorization: Bearer <token>`")
     if token.startswith(TOKEN_PREFIX):
         digest = _hash(token)
+        if known is not None and (seen := known.get(digest)) is not None:
+            return seen
         row = await ApiToken.filter(token_hash=digest).select_related("user").first()
         # The lookup is by digest; compare again in constant time so no timing tells a prefix.
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             raise Unauthenticated("invalid token")
+        if known is not None:
+            known.put(digest, row.user)
         return row.user
     if settings.jwt_secret or settings.jwt_public_key:
         return await _user_from_jwt(token, settings)

@@ -220,3 +220,25 @@ async def test_a_jwt_never_becomes_a_token_user(jwt_client: httpx.AsyncClient, a
         denied = await impostor.code('mutation { createAgent(input: {name: "x", model: "echo"}) { id } }')
         assert denied == "FORBIDDEN"
     assert len(seen) == 1  # both spellings name the same JWT user
+
+
+async def test_a_remembered_token_stops_working_when_revoked(api: Api, other_runtime: Any) -> None:
+    """Tokens are remembered per process (no lookup per request); revoking reaches them all."""
+    from services import users
+    from tests.test_engine import until
+
+    viewer = "{ viewer { name } }"
+    assert (await api.gql(viewer))["viewer"]["name"] == api.name  # now remembered by the app
+    remembered = await users.authenticate(
+        f"Bearer {api.token}", other_runtime.settings, other_runtime.known_tokens
+    )
+    assert remembered.name == api.name  # and by another process
+    assert await users.revoke_tokens(api.name) == 1
+
+    async def forgotten() -> bool:  # the notice reaches both processes' listeners
+        return other_runtime.known_tokens.get(users._hash(api.token)) is None
+
+    await until(forgotten)
+    assert await api.code(viewer) == "UNAUTHENTICATED"
+    with pytest.raises(Exception, match="invalid token"):
+        await users.authenticate(f"Bearer {api.token}", other_runtime.settings, other_runtime.known_tokens)

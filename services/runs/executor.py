@@ -371,8 +371,10 @@ class Execution:
                         self.handle.text,
                         self.handle.index,
                     )
-                elif not (rt.fanout.ranged(self.run_id) or batch.has_ranges()):
-                    # No notification points into the streamed text: it need not be kept.
+                elif rt.fanout.stored_text(self.run_id, batch) and not (
+                    rt.fanout.ranged(self.run_id) or batch.has_ranges()
+                ):
+                    # Text was kept for watchers elsewhere, and no notification points into it.
                     await conn.execute(
                         "UPDATE runs SET partial_text = '' WHERE id = $1 AND partial_text <> ''", self.run_id
                     )
