@@ -206,9 +206,19 @@ function ChatView({ route, start, notice, sessionsChanged, sessionDeleted }) {
     );
   }, [route.messageId, state, state.loading]);
 
+  // A search hit's route keeps the log where the hit is: a reply asked for leaves it, to be followed.
+  const followReplies = () => route.messageId && location.replace(sessionHref(route.sessionId));
   const send = (text) => {
-    if (route.messageId) location.replace(sessionHref(route.sessionId)); // follow the reply again
+    followReplies();
     return state.send(text, agentName);
+  };
+  // An edit or a regeneration takes away the message whose button had the focus: it goes to the message box.
+  const focusInput = (accepted) => (accepted && input.current?.focus(), accepted);
+  const actions = {
+    busy: state.busy,
+    edit: (message, text) => (followReplies(), state.edit(message, text).then(focusInput)),
+    regenerate: (message) => (followReplies(), state.regenerate(message).then(focusInput)),
+    switchTo: (messageId) => state.switchTo(messageId),
   };
 
   return html`<main class="chat" id="chat">
@@ -224,11 +234,11 @@ function ChatView({ route, start, notice, sessionsChanged, sessionDeleted }) {
         location.hash = "#/";
       }}
     />
-    <${Conversation} state=${state} focusId=${route.messageId} />
+    <${Conversation} state=${state} focusId=${route.messageId} actions=${actions} />
     <${Composer}
       inputRef=${input}
       running=${state.running}
-      disabled=${state.loading}
+      disabled=${state.loading || state.starting || state.switching}
       onSend=${send}
       onStop=${() => state.stop()}
     />

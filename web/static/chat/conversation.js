@@ -1,6 +1,9 @@
 // The conversation: a `log` region named "Conversation" whose messages are articles labelled by
-// role ("user", "assistant", "tool"), with the reply being written at the end.
-import { useEffect, useLayoutEffect, useRef } from "preact/hooks";
+// role ("user", "assistant", "tool"), with the reply being written at the end. It shows the active
+// branch; each message offers its actions: Edit on the user's words, Regenerate at the end of a
+// reply, and the branch picker ("Previous branch", "2/3", "Next branch") where it has siblings.
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import { MessageEditor } from "./composer.js";
 import { details, fullDate } from "./format.js";
 import { html } from "./html.js";
 import { Markdown } from "./markdown.js";
@@ -30,15 +33,43 @@ function Thinking({ text, live }) {
   </details>`;
 }
 
-/**
- * The actions of a message (phase 2 adds Edit on user messages, Regenerate on replies and the
- * branch picker here); none yet.
- */
-function MessageActions() {
-  return null;
+/** The versions of a message (its siblings): "2/3" between Previous and Next branch. */
+function BranchPicker({ message, disabled, onSwitch }) {
+  const count = message.siblingIds.length;
+  if (count < 2) return null;
+  const at = message.siblingIndex;
+  const move = (step, label) => onSwitch(message.siblingIds[at + step], label);
+  return html`<span class="branches" role="group" aria-label="Branch">
+    <button
+      type="button"
+      class="link"
+      aria-label="Previous branch"
+      disabled=${disabled || at === 0}
+      onClick=${() => move(-1, "Previous branch")}
+    >
+      ‹
+    </button>
+    <span class="count">${`${at + 1}/${count}`}</span>
+    <button
+      type="button"
+      class="link"
+      aria-label="Next branch"
+      disabled=${disabled || at === count - 1}
+      onClick=${() => move(1, "Next branch")}
+    >
+      ›
+    </button>
+  </span>`;
 }
 
-function Message({ message, thinking }) {
+/**
+ * A message and its actions. `actions`: { busy, edit(message, text), regenerate(message),
+ * switchTo(messageId) }, each resolving whether Parley took it; `replyEnd`: the last message of
+ * a reply (Regenerate goes there).
+ */
+function Message({ message, thinking, replyEnd, actions }) {
+  const [editing, setEditing] = useState(false);
+  const editButton = useRef(null);
   const role = ROLE_LABEL[message.role] ?? message.role.toLowerCase();
   let body;
   if (message.role === "ASSISTANT") {
@@ -50,18 +81,68 @@ function Message({ message, thinking }) {
   } else if (message.role === "TOOL") {
     const name = message.toolName ?? "tool";
     body = html`<${ToolCall} name=${name} result=${message.content} label=${`Result of ${name}`} />`;
+  } else if (editing) {
+    const stop = () => {
+      setEditing(false);
+      requestAnimationFrame(() => editButton.current?.focus()); // back where the keyboard was
+    };
+    body = html`<${MessageEditor}
+      content=${message.content}
+      disabled=${actions.busy}
+      onSend=${(text) => actions.edit(message, text)}
+      onCancel=${stop}
+    />`;
   } else {
     body = html`<p class="text">${message.content}</p>`; // people's words are shown as typed
   }
   const detail = message.role === "ASSISTANT" ? details(message) : "";
-  return html`<article id=${`m-${message.id}`} class=${`message ${role}`} aria-label=${role} tabindex="-1">
+  // Moving to a sibling replaces this article: the focus goes to the same button of the new one
+  // (or, at the end of the versions, to the other).
+  const switchTo = async (id, label) => {
+    if (!(await actions.switchTo(id))) return;
+    requestAnimationFrame(() => {
+      const target = document.getElementById(`m-${id}`);
+      const picker = target?.querySelector(".branches");
+      const button =
+        picker?.querySelector(`button[aria-label="${label}"]:not(:disabled)`) ??
+        picker?.querySelector("button:not(:disabled)");
+      (button ?? target)?.focus();
+    });
+  };
+  return html`<article
+    id=${`m-${message.id}`}
+    class=${`message ${role}${editing ? " editing" : ""}`}
+    aria-label=${role}
+    tabindex="-1"
+  >
     ${body}
     <footer class="meta">
       <time datetime=${message.createdAt} title=${fullDate(message.createdAt)}>
         ${new Date(message.createdAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}
       </time>
       ${detail && html`<span class="detail">${detail}</span>`}
-      <${MessageActions} message=${message} />
+      <span class="actions">
+        <${BranchPicker} message=${message} disabled=${actions.busy} onSwitch=${switchTo} />
+        ${
+          message.role === "USER" &&
+          !editing &&
+          html`<button
+            type="button"
+            class="link"
+            ref=${editButton}
+            disabled=${actions.busy}
+            onClick=${() => setEditing(true)}
+          >
+            Edit
+          </button>`
+        }
+        ${
+          replyEnd &&
+          html`<button type="button" class="link" disabled=${actions.busy} onClick=${() => actions.regenerate(message)}>
+            Regenerate
+          </button>`
+        }
+      </span>
     </footer>
   </article>`;
 }
@@ -95,7 +176,7 @@ function LiveReply({ run, messages }) {
   </article>`;
 }
 
-export function Conversation({ state, focusId }) {
+export function Conversation({ state, focusId, actions }) {
   const log = useRef(null);
   const atBottom = useRef(true);
   const fromBottom = useRef(null); // set while older messages are prepended
@@ -153,7 +234,7 @@ export function Conversation({ state, focusId }) {
       html`<p class="empty">Send a message to start.</p>`
     }
     ${state.messages.map(
-      (message) =>
+      (message, i) =>
         html`<${Message}
           key=${message.id}
           message=${message}
@@ -162,6 +243,8 @@ export function Conversation({ state, focusId }) {
               ? state.thinking.get(message.runId)
               : undefined
           }
+          replyEnd=${message.role === "ASSISTANT" && (state.messages[i + 1]?.role ?? "USER") === "USER"}
+          actions=${actions}
         />`,
     )}
     ${
