@@ -7,6 +7,7 @@ they wait for events or states they can observe.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
@@ -110,6 +111,16 @@ async def demo(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
         await asyncio.sleep(0.005)
 
 
+_TAKES: Counter[str] = Counter()
+
+
+async def takes(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
+    """'take N: <the user's words>', N counting the replies to those words: a regenerated reply differs."""
+    text = last_user_text(messages)
+    _TAKES[text] += 1
+    yield f"take {_TAKES[text]}: {text}"
+
+
 MODELS = {
     "script:demo": demo,
     "script:fail": fail,
@@ -125,3 +136,5 @@ MODELS = {
 def register_models(models: ModelRegistry) -> None:
     for name, fn in MODELS.items():
         models.register(name, partial(FunctionModel, stream_function=fn, model_name=name))
+    # Named as a model genai-prices knows, so that its replies have a cost.
+    models.register("script:priced", partial(FunctionModel, stream_function=takes, model_name="gpt-4o-mini"))
