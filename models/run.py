@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.indexes import Index
@@ -12,6 +13,7 @@ from models.session import Session
 
 class RunStatus(StrEnum):
     RUNNING = "running"
+    WAITING_APPROVAL = "waiting_approval"  # paused for a person: owned by no process
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -42,6 +44,8 @@ class Run(Model):
     # that a watcher joining on another process gets a snapshot.
     partial_text = fields.TextField(default="")
     partial_index = fields.IntField(default=0)
+    # While WAITING_APPROVAL: [{"tool_call_id", "tool_name", "arguments"}] awaiting a decision.
+    pending_approvals: list[dict[str, Any]] = fields.JSONField(default=list, db_default="[]")
 
     session_id: uuid.UUID
 

@@ -4,7 +4,8 @@ from resolvers import mapping
 from resolvers.context import Context
 from schema.agent import Agent
 from schema.inputs import AgentInput, AgentUpdateInput
-from services import agents
+from schema.tools import McpServerInput
+from services import agents, tools
 
 
 async def agent_list(ctx: Context) -> list[Agent]:
@@ -21,8 +22,11 @@ async def create(ctx: Context, input: AgentInput) -> Agent:
         instructions=input.instructions,
         memory_enabled=input.memory_enabled,
         history_limit=input.history_limit,
+        mcp_servers=_servers(input.mcp_servers),
+        approval_required=input.approval_required,
     )
-    return mapping.agent(await agents.create_agent(ctx.user, input.name, input.model, changes))
+    created = await agents.create_agent(ctx.user, input.name, input.model, changes, ctx.runtime.tools)
+    return mapping.agent(created)
 
 
 async def update(ctx: Context, name: str, input: AgentUpdateInput) -> Agent:
@@ -31,5 +35,13 @@ async def update(ctx: Context, name: str, input: AgentUpdateInput) -> Agent:
         instructions=input.instructions,
         memory_enabled=input.memory_enabled,
         history_limit=input.history_limit,
+        mcp_servers=_servers(input.mcp_servers),
+        approval_required=input.approval_required,
     )
-    return mapping.agent(await agents.update_agent(ctx.user, name, changes))
+    return mapping.agent(await agents.update_agent(ctx.user, name, changes, ctx.runtime.tools))
+
+
+def _servers(given: list[McpServerInput] | None) -> list[tools.McpServer] | None:
+    if given is None:
+        return None
+    return [tools.check_server(s.url, s.headers, s.allowed_tools, s.tool_prefix) for s in given]

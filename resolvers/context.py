@@ -24,10 +24,12 @@ from schema.memory import MemoryEntry
 from schema.message import Message, MessageConnection
 from schema.run import Run
 from schema.stats import SessionStats
+from schema.tools import ToolInfo
 from services import agents, branches, memory, messages, runs, stats
 from services.errors import NotFound, Unauthenticated
 from services.limits import Limits
 from services.runtime import Runtime
+from services.tools import memory_tool_infos
 from services.transcript import message_from_model
 from services.users import authenticate
 
@@ -193,3 +195,12 @@ class Context:
 
     async def siblings(self, session_id: uuid.UUID, parent_id: uuid.UUID | None) -> list[uuid.UUID]:
         return await self.loaders.siblings.load((session_id, parent_id))
+
+    async def agent_tools(self, agent_id: uuid.UUID) -> list[ToolInfo]:
+        found = (await agents.agents_by_ids([agent_id])).get(agent_id)
+        if found is None:
+            raise NotFound.of("agent", agent_id)
+        memory_tools = memory_tool_infos(self.runtime.agents.memory)
+        return [
+            mapping.tool_info(t) for t in await agents.agent_tools(found, self.runtime.tools, memory_tools)
+        ]

@@ -12,6 +12,7 @@ from schema.agent import Agent
 from schema.enums import MemoryScope, MessageRole, RunStatus
 from schema.events import (
     AgentEvent,
+    ApprovalRequested,
     MessageAdded,
     RunFinished,
     RunStarted,
@@ -28,8 +29,9 @@ from schema.payloads import SendMessagePayload
 from schema.run import Run
 from schema.session import SearchHit, Session, SessionConnection, SessionEdge
 from schema.stats import AgentUsage, SessionStats, UsageStats
+from schema.tools import ApprovalRequest, McpServer, ToolInfo
 from schema.user import User
-from services import events, figures, search, stats
+from services import events, figures, search, stats, tools
 from services.pagination import Page
 from services.runs import TurnResult
 from services.transcript import MessageRow
@@ -53,6 +55,32 @@ def agent(row: models.Agent) -> Agent:
         memory_enabled=row.memory_enabled,
         history_limit=row.history_limit,
         created_at=row.created_at,
+        mcp_servers=[
+            McpServer(
+                url=raw["url"],
+                allowed_tools=raw.get("allowed_tools"),
+                tool_prefix=raw.get("tool_prefix"),
+                has_headers=bool(raw.get("headers")),
+            )
+            for raw in row.mcp_servers
+        ],
+        approval_required=list(row.approval_required),
+    )
+
+
+def tool_info(info: tools.ToolInfo) -> ToolInfo:
+    return ToolInfo(
+        name=info.name,
+        description=info.description,
+        parameters=JSON(info.parameters),
+        requires_approval=info.requires_approval,
+        server=info.server,
+    )
+
+
+def approval_request(request: events.ApprovalRequest) -> ApprovalRequest:
+    return ApprovalRequest(
+        tool_call_id=request.tool_call_id, tool_name=request.tool_name, arguments=JSON(request.arguments)
     )
 
 
@@ -119,6 +147,7 @@ def run(row: models.Run) -> Run:
         error=ErrorInfo(code=row.error_code, message=row.error_message or "") if row.error_code else None,
         user_message_id=row.user_message_id,
         reply_id=row.reply_id,
+        pending_approvals=[approval_request(events.ApprovalRequest.stored(r)) for r in row.pending_approvals],
     )
 
 
@@ -207,6 +236,8 @@ def event(value: events.AgentEvent) -> AgentEvent:
             tool_name=value.tool_name,
             arguments=value.arguments,
         )
+    if isinstance(value, events.ApprovalRequested):
+        return ApprovalRequested(run_id=value.run_id, requests=[approval_request(r) for r in value.requests])
     return ToolCallFinished(
         run_id=value.run_id, tool_call_id=value.tool_call_id, tool_name=value.tool_name, result=value.result
     )

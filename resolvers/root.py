@@ -42,6 +42,7 @@ from schema.payloads import SendMessagePayload
 from schema.run import Run
 from schema.session import SearchHit, Session, SessionConnection
 from schema.stats import AgentUsage, UsageStats
+from schema.tools import ApprovalDecision
 from schema.user import User
 from services.settings import Settings
 
@@ -201,6 +202,15 @@ class Mutation:
     )
     async def fork_session(self, info: Info, message_id: uuid.UUID, title: str | None = None) -> Session:
         return await sessions.fork(info.context, message_id, title)
+
+    @described_mutation(
+        "resumes a WAITING_APPROVAL run: approved calls run, denied ones return `message` (or a "
+        "default refusal) to the model as the tool's result; returns once the run has ended or paused again"
+    )
+    async def resolve_approvals(
+        self, info: Info, run_id: uuid.UUID, decisions: list[ApprovalDecision]
+    ) -> Run:
+        return await runs.resolve(info.context, run_id, decisions)
 
     @strawberry.mutation
     async def add_messages(

@@ -7,7 +7,9 @@ from resolvers import mapping
 from resolvers.context import Context
 from schema.payloads import SendMessagePayload
 from schema.run import Run
+from schema.tools import ApprovalDecision
 from services import runs
+from services.runs.approvals import Decision, resolve_approvals
 
 
 async def run(ctx: Context, id: uuid.UUID) -> Run | None:
@@ -36,3 +38,8 @@ async def edit_message(
 async def regenerate(ctx: Context, message_id: uuid.UUID, idempotency_key: str | None) -> SendMessagePayload:
     ask = runs.Ask(None, None, idempotency_key, again=message_id)
     return mapping.turn(await runs.send_branch(ctx.runtime, ctx.user, ask))
+
+
+async def resolve(ctx: Context, run_id: uuid.UUID, decisions: list[ApprovalDecision]) -> Run:
+    given = [Decision(d.tool_call_id, d.approve, d.message, d.arguments) for d in decisions]
+    return mapping.run(await resolve_approvals(ctx.runtime, ctx.user, run_id, given))

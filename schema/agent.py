@@ -5,6 +5,10 @@ from datetime import datetime
 
 import strawberry
 
+from schema.context import Info
+from schema.fields import described_field
+from schema.tools import McpServer, ToolInfo
+
 
 @strawberry.type
 class Agent:
@@ -15,3 +19,11 @@ class Agent:
     memory_enabled: bool = strawberry.field(description="the model gets the memory tools")
     history_limit: int = strawberry.field(description="most messages of history sent to the model")
     created_at: datetime
+    mcp_servers: list[McpServer]
+    approval_required: list[str] = strawberry.field(
+        description='tool names (after toolPrefix), save_memory / delete_memory included; "*" = every tool'
+    )
+
+    @described_field("what the model can call now: memory tools and each server's tools")
+    async def tools(self, info: Info) -> list[ToolInfo]:
+        return await info.context.agent_tools(self.id)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from schema.message import Message, MessageConnection
     from schema.run import Run
     from schema.stats import SessionStats
+    from schema.tools import ToolInfo
 
 
 class Resolve(Protocol):
@@ -45,6 +46,8 @@ class Resolve(Protocol):
     async def history(self, session_id: uuid.UUID) -> JSON: ...
 
     async def message_by_id(self, message_id: uuid.UUID | None) -> Message | None: ...
+
+    async def agent_tools(self, agent_id: uuid.UUID) -> list[ToolInfo]: ...
 
     async def siblings(self, session_id: uuid.UUID, parent_id: uuid.UUID | None) -> list[uuid.UUID]: ...
 

@@ -23,6 +23,7 @@ class MemoryScope(Enum):
 @strawberry.enum
 class RunStatus(Enum):
     RUNNING = "running"
+    WAITING_APPROVAL = "waiting_approval"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"

@@ -4,7 +4,7 @@ those that carry a row hold its GraphQL type."""
 from __future__ import annotations
 
 # Strawberry reads inherited annotations in this module's namespace: they name these.
-import uuid  # noqa: F401
+import uuid
 from typing import Annotated, Any  # noqa: F401
 
 import strawberry
@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 
 from schema.message import Message
 from schema.run import Run
+from schema.tools import ApprovalRequest
 from services import events
 
 
@@ -55,6 +56,12 @@ class RunFinished:
     run: Run
 
 
+@strawberry.type
+class ApprovalRequested:
+    run_id: uuid.UUID
+    requests: list[ApprovalRequest]
+
+
 AgentEvent = Annotated[
     RunStarted
     | TextDelta
@@ -63,6 +70,7 @@ AgentEvent = Annotated[
     | ToolCallStarted
     | ToolCallFinished
     | MessageAdded
-    | RunFinished,
+    | RunFinished
+    | ApprovalRequested,
     strawberry.union("AgentEvent"),
 ]

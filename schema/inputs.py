@@ -6,6 +6,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from schema.enums import MessageRole
+from schema.tools import McpServerInput
 
 
 @strawberry.input
@@ -56,6 +57,8 @@ class AgentInput:
     instructions: str | None = None
     memory_enabled: bool | None = None
     history_limit: int | None = None
+    mcp_servers: list[McpServerInput] | None = None
+    approval_required: list[str] | None = None
 
 
 @strawberry.input
@@ -64,3 +67,5 @@ class AgentUpdateInput:
     instructions: str | None = None
     memory_enabled: bool | None = None
     history_limit: int | None = None
+    mcp_servers: list[McpServerInput] | None = None
+    approval_required: list[str] | None = None

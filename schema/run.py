@@ -9,6 +9,7 @@ from schema.context import Info
 from schema.enums import RunStatus
 from schema.fields import described_field
 from schema.message import ErrorInfo, Message, Usage
+from schema.tools import ApprovalRequest
 
 
 @strawberry.type
@@ -22,6 +23,9 @@ class Run:
     cost: float | None
     usage: Usage | None
     error: ErrorInfo | None
+    pending_approvals: list[ApprovalRequest] = strawberry.field(
+        description="while WAITING_APPROVAL: the calls waiting for a decision"
+    )
     user_message_id: strawberry.Private[uuid.UUID | None]
     reply_id: strawberry.Private[uuid.UUID | None]
 

@@ -57,6 +57,25 @@ class ToolCallFinished:
 
 
 @dataclass
+class ApprovalRequest:
+    tool_call_id: str
+    tool_name: str
+    arguments: Any
+
+    @classmethod
+    def stored(cls, raw: dict[str, Any]) -> ApprovalRequest:
+        return cls(raw["tool_call_id"], raw["tool_name"], raw.get("arguments"))
+
+
+@dataclass
+class ApprovalRequested:
+    """The run paused: these calls wait for a person's decision (resolveApprovals)."""
+
+    run_id: uuid.UUID
+    requests: list[ApprovalRequest]
+
+
+@dataclass
 class MessageAdded:
     message: MessageRow
 
@@ -75,4 +94,5 @@ AgentEvent = (
     | ToolCallFinished
     | MessageAdded
     | RunFinished
+    | ApprovalRequested
 )

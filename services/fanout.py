@@ -140,6 +140,10 @@ class Fanout:
         if any(p.session_id in self._watched_elsewhere for p in self._pending.values()):
             self._wake.set()
 
+    def resume(self, run_id: uuid.UUID, session_id: uuid.UUID, stored_chars: int, index: int) -> None:
+        """A paused run goes on in this process: its text so far is in ``runs.partial_text``."""
+        self._pending[run_id] = _Pending(session_id, offset=stored_chars, index=index)
+
     def forget(self, run_id: uuid.UUID) -> None:
         """The run ended and its last events went out (or it vanished)."""
         self._pending.pop(run_id, None)
@@ -347,6 +351,12 @@ class Fanout:
             if run is None:
                 return None
             return events.RunStarted(run) if item["kind"] == "run_started" else events.RunFinished(run)
+        if item["kind"] == "approval_requested":
+            paused = await Run.get_or_none(id=run_id)
+            if paused is None:
+                return None
+            requests = [events.ApprovalRequest.stored(r) for r in paused.pending_approvals]
+            return events.ApprovalRequested(run_id, requests)
         if item["kind"] == "message_added":
             message = await Message.get_or_none(id=uuid.UUID(item["message"]))
             return events.MessageAdded(message_from_model(message)) if message is not None else None

@@ -42,6 +42,7 @@ from services.llm import ModelRegistry
 from services.runs import RunRegistry
 from services.runs.agent import Agents
 from services.settings import Settings
+from services.tools import Toolbox
 
 log = logging.getLogger("parley.runtime")
 
@@ -62,6 +63,7 @@ class Runtime:
         self.connections = Connections(self.owner_key, settings.max_connections_per_user)
         self.models = ModelRegistry()
         self.agents = Agents()
+        self.tools = Toolbox(settings.tool_timeout_s, self._keep)
         self.history = HistoryCache()
         self.sweeper = retention.Sweeper()
         self.listener = Listener(
@@ -79,6 +81,7 @@ class Runtime:
         self.stopping = False
         self._group: asyncio.TaskGroup | None = None
         self._spawned: set[asyncio.Task[None]] = set()
+        self._kept: set[asyncio.Task[None]] = set()  # held connections (MCP servers)
         self._new_watches: set[uuid.UUID] = set()
         self._announce = asyncio.Event()
 
@@ -99,6 +102,15 @@ class Runtime:
         self._spawned.add(task)
         task.add_done_callback(self._spawned.discard)
         return task
+
+    def _keep(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """A task holding a connection open until the stop (not a unit of work: never ``busy``)."""
+        if self._group is None or self.stopping:
+            coro.close()
+            return
+        task = self._group.create_task(_logged(coro, name), name=name)
+        self._kept.add(task)
+        task.add_done_callback(self._kept.discard)
 
     @property
     def busy(self) -> bool:
@@ -169,7 +181,7 @@ class Runtime:
         await self.fanout.flush_all()
         # What is left (stuck replies, sockets being closed) is cancelled with the background
         # tasks: the group waits for every task it owns before the listener and the pools close.
-        for task in [*background, *self._spawned]:
+        for task in [*background, *self._spawned, *self._kept]:
             task.cancel()
 
     # --- background work --------------------------------------------------------------------

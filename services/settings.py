@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=15, validation_alias="PARLEY_MAX_ALIASES")
     max_page_size: int = 100
     run_timeout_s: float = Field(default=300.0, gt=0, validation_alias="PARLEY_RUN_TIMEOUT")
+    # One MCP tool call; past it the model gets an error result and the run goes on.
+    tool_timeout_s: float = Field(default=30.0, gt=0, validation_alias="PARLEY_TOOL_TIMEOUT")
     # HTTP connections that are too slow are closed: request headers must arrive within
     # header_timeout_s, a request body within body_timeout_s; idle keep-alive connections close
     # after keepalive_timeout_s (uvicorn's own setting).

@@ -175,6 +175,8 @@ _AGENT_COLUMNS = [
     "memory_enabled",
     "history_limit",
     "created_at",
+    "mcp_servers",
+    "approval_required",
     "updated_at",
 ]
 

@@ -91,8 +91,10 @@ def _local_snapshots(rt: Runtime, session_id: uuid.UUID) -> dict[uuid.UUID, tupl
 async def _join_running(
     cursor: _Cursor, local: dict[uuid.UUID, tuple[Run, int, str]], only_run: uuid.UUID | None = None
 ) -> AsyncGenerator[events.AgentEvent]:
-    """RunStarted + TextSnapshot for the session's running reply."""
-    query = Run.filter(session_id=cursor.session_id, status=RunStatus.RUNNING)
+    """RunStarted + TextSnapshot for the session's running reply (+ ApprovalRequested when paused)."""
+    query = Run.filter(
+        session_id=cursor.session_id, status__in=[RunStatus.RUNNING, RunStatus.WAITING_APPROVAL]
+    )
     if only_run is not None:
         query = query.filter(id=only_run)
     for run in await query:
@@ -103,13 +105,17 @@ async def _join_running(
         started = events.RunStarted(run)
         if cursor.admit(started):
             yield started
+        paused = run.status == RunStatus.WAITING_APPROVAL
         if index > cursor.text_index.get(run.id, 0):
             cursor.text_index[run.id] = index
             yield events.TextSnapshot(run.id, index, text)
-        elif run.id not in local and index == 0:
+        elif run.id not in local and index == 0 and not paused:
             # Its owner flushes only once it hears of a watcher elsewhere (services/fanout.py),
             # and then from the run's first delta: that first delta is the snapshot.
             cursor.awaiting_snapshot.add(run.id)
+        if paused:
+            requests = [events.ApprovalRequest.stored(r) for r in run.pending_approvals]
+            yield events.ApprovalRequested(run.id, requests)
 
 
 async def _resync(cursor: _Cursor, only_run: uuid.UUID | None = None) -> AsyncGenerator[events.AgentEvent]:
@@ -121,7 +127,7 @@ async def _resync(cursor: _Cursor, only_run: uuid.UUID | None = None) -> AsyncGe
         if only_run is not None and run_id != only_run:
             continue
         run = await Run.get_or_none(id=run_id)
-        if run is not None and run.status != RunStatus.RUNNING:
+        if run is not None and run.status not in (RunStatus.RUNNING, RunStatus.WAITING_APPROVAL):
             finished = events.RunFinished(run)
             if cursor.admit(finished):
                 yield finished
@@ -242,7 +248,7 @@ async def _rejoin(
         added = events.MessageAdded(message)
         if cursor.admit(added):
             yield added
-    if fresh.status == RunStatus.RUNNING:
+    if fresh.status in (RunStatus.RUNNING, RunStatus.WAITING_APPROVAL):
         async for event in _join_running(cursor, local, fresh.id):
             yield event
     else:

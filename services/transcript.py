@@ -79,15 +79,16 @@ def message_from_record(rec: asyncpg.Record | dict[str, Any]) -> MessageRow:
 
 
 async def lock_idle_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> None:
-    """Inside a transaction: lock the session row; fail if a live reply is running.
+    """Inside a transaction: lock the session row; fail if a live reply is running (or paused
+    for approval: a paused run keeps its session until it is decided or cancelled).
 
     A RUNNING run whose owning process died (its advisory lock is gone) is marked
     INTERRUPTED here, so a crashed process never blocks a session, even before a reaper
     noticed.
     """
     row = await conn.fetchrow(
-        """SELECT s.id, r.id AS run_id, r.owner_key FROM sessions s
-           LEFT JOIN runs r ON r.session_id = s.id AND r.status = 'running'
+        """SELECT s.id, r.id AS run_id, r.owner_key, r.status FROM sessions s
+           LEFT JOIN runs r ON r.session_id = s.id AND r.status IN ('running', 'waiting_approval')
            WHERE s.id = $1 FOR UPDATE OF s""",
         session_id,
     )
@@ -95,7 +96,7 @@ async def lock_idle_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> 
         raise NotFound.of("session", session_id)
     if row["run_id"] is None:
         return
-    if await owner_alive(conn, row["owner_key"]):
+    if row["status"] == "waiting_approval" or await owner_alive(conn, row["owner_key"]):
         raise RunInProgress()
     await mark_interrupted(conn, [row["run_id"]])
 

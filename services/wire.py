@@ -22,7 +22,7 @@ MAX_TOOL_JSON = 2000  # tool arguments and results are cut to a preview beyond t
 
 
 class RunItem(TypedDict):
-    kind: Literal["run_started", "run_finished"]
+    kind: Literal["run_started", "run_finished", "approval_requested"]  # read from the run's row
 
 
 class MessageItem(TypedDict):
@@ -77,6 +77,8 @@ def compact(event: events.AgentEvent) -> Item | None:
         return {"kind": "run_finished"}
     if isinstance(event, events.MessageAdded):
         return {"kind": "message_added", "message": str(event.message.id)}
+    if isinstance(event, events.ApprovalRequested):
+        return {"kind": "approval_requested"}
     if isinstance(event, events.ThinkingDelta):
         return {"kind": "thinking", "text": event.delta[:MAX_TOOL_JSON]}
     if isinstance(event, events.ToolCallStarted):

@@ -91,7 +91,8 @@ class Recorded:
 
     @property
     def messages(self) -> list[dict[str, Any]]:
-        return self.body.get("messages", [])
+        messages: list[dict[str, Any]] = self.body.get("messages", [])
+        return messages
 
     @property
     def conversation(self) -> list[tuple[str, str]]:
@@ -259,7 +260,7 @@ def _fragments(text: str, n: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
-def _completion(reply: Reply, model: str) -> dict[str, Any]:
+def _completion(reply: Text | ToolCall | Broken, model: str) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": None}
     if isinstance(reply, ToolCall):
         message["tool_calls"] = [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.conftest import Api
+
 SESSION_FIELDS = """
     id externalId title state stateVersion metadata isActive createdAt updatedAt lastActivityAt
     messageCount agent { name }
@@ -27,14 +29,16 @@ mutation($sid: UUID!, $messages: [MessageInput!]!) {{
 GET_SESSION = f"query($id: UUID!) {{ session(id: $id) {{ {SESSION_FIELDS} }} }}"
 
 
-async def create_session(api: Any, **fields: Any) -> dict[str, Any]:
+async def create_session(api: Api, **fields: Any) -> dict[str, Any]:
     data = await api.gql(CREATE_SESSION, {"input": fields})
-    return data["createSession"]
+    session: dict[str, Any] = data["createSession"]
+    return session
 
 
-async def add_messages(api: Any, session_id: str, *messages: dict[str, Any]) -> list[dict[str, Any]]:
+async def add_messages(api: Api, session_id: str, *messages: dict[str, Any]) -> list[dict[str, Any]]:
     data = await api.gql(ADD_MESSAGES, {"sid": session_id, "messages": list(messages)})
-    return data["addMessages"]
+    added: list[dict[str, Any]] = data["addMessages"]
+    return added
 
 
 def user(content: str) -> dict[str, Any]:
@@ -55,5 +59,14 @@ def tool(call_id: str, content: str, name: str | None = None) -> dict[str, Any]:
     return msg
 
 
-async def get_session(api: Any, session_id: str) -> dict[str, Any] | None:
-    return (await api.gql(GET_SESSION, {"id": session_id}))["session"]
+async def find_session(api: Api, session_id: str) -> dict[str, Any] | None:
+    """The session, or None where the user sees none of that id."""
+    session: dict[str, Any] | None = (await api.gql(GET_SESSION, {"id": session_id}))["session"]
+    return session
+
+
+async def get_session(api: Api, session_id: str) -> dict[str, Any]:
+    """A session the user must see."""
+    session = await find_session(api, session_id)
+    assert session is not None, f"session {session_id} not found"
+    return session

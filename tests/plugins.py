@@ -13,19 +13,20 @@ from functools import partial
 from typing import Any
 
 from pydantic_ai.exceptions import ModelHTTPError
+from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models.function import AgentInfo, DeltaThinkingPart, DeltaToolCall, FunctionModel
 
 from services.llm import ModelRegistry
 from tests.scripted import last_user_text, tool_returns
 
 
-async def fast200(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
+async def fast200(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
     """200 text deltas at once (the streaming benchmark's model)."""
     for i in range(200):
         yield f"w{i} "
 
 
-async def slow(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
+async def slow(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
     """A long reply at a provider's pace: 'w0 w1 ...', one word every 20 ms (up to 60 s)."""
     words = (
         int(last_user_text(messages).split()[-1]) if last_user_text(messages).split()[-1].isdigit() else 3000
@@ -35,7 +36,7 @@ async def slow(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
         await asyncio.sleep(0.02)
 
 
-async def tools(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
+async def tools(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
     """Thinks, saves a memory with a tool, then answers."""
     if not tool_returns(messages):
         yield {0: DeltaThinkingPart(content="let me note that")}
@@ -47,13 +48,13 @@ async def tools(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
         yield "it."
 
 
-async def big(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
+async def big(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
     """Large text at once: too big to travel inline in a notification."""
     for i in range(6):
         yield f"[{i}]" + "x" * 1500
 
 
-async def flood(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
+async def flood(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
     """16 MiB of text as fast as it goes: more than any subscriber may hold queued."""
     chunk = "y" * (256 * 1024)
     for _ in range(64):
@@ -76,12 +77,12 @@ XSS_REPLY = (
 )
 
 
-async def xss(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
+async def xss(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
     for i in range(0, len(XSS_REPLY), 7):
         yield XSS_REPLY[i : i + 7]
 
 
-async def fail(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
+async def fail(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
     """A provider that answers HTTP 500."""
     raise ModelHTTPError(status_code=500, model_name="script:fail", body={"error": "secret provider detail"})
     yield ""  # a generator all the same
@@ -99,7 +100,7 @@ DEMO_REPLY = (
 )
 
 
-async def demo(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
+async def demo(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
     """The README screenshot's reply: thinks, saves a memory, then answers in markdown."""
     if not tool_returns(messages):
         yield {0: DeltaThinkingPart(content="The user wants to see streaming; note the topic first.")}

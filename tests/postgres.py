@@ -42,10 +42,10 @@ def server_url() -> Iterator[str]:
     if _reachable(LOCAL):
         yield LOCAL
         return
-    import pgserver
+    from pgserver.postgres_server import get_server
 
     with tempfile.TemporaryDirectory(prefix="parley-test-pg-") as tmp:
-        server = pgserver.get_server(tmp, cleanup_mode="stop")
+        server = get_server(tmp, cleanup_mode="stop")
         try:
             yield server.get_uri()
         finally:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from tests.conftest import Api
+
 AGENT_FIELDS = "id name model instructions memoryEnabled historyLimit createdAt"
 CREATE = f"mutation($input: AgentInput!) {{ createAgent(input: $input) {{ {AGENT_FIELDS} }} }}"
 UPDATE = (
@@ -17,7 +19,7 @@ def fresh_name() -> str:
     return f"agent-{uuid.uuid4().hex[:8]}"
 
 
-async def test_default_agent_exists(api):
+async def test_default_agent_exists(api: Api) -> None:
     agent = (await api.gql(GET, {"name": "assistant"}))["agent"]
     assert agent["model"] == "echo"
     assert agent["memoryEnabled"] is True and agent["historyLimit"] == 100
@@ -27,7 +29,7 @@ async def test_default_agent_exists(api):
     assert (await api.gql(GET, {"name": "no-such-agent"}))["agent"] is None
 
 
-async def test_admin_creates_and_updates_agents(admin, api):
+async def test_admin_creates_and_updates_agents(admin: Api, api: Api) -> None:
     name = fresh_name()
     created = (await admin.gql(CREATE, {"input": {"name": name, "model": "openai:gpt-4o-mini"}}))[
         "createAgent"
@@ -74,7 +76,7 @@ async def test_admin_creates_and_updates_agents(admin, api):
     assert (await api.gql(GET, {"name": full}))["agent"] == updated
 
 
-async def test_non_admin_is_forbidden(api, admin):
+async def test_non_admin_is_forbidden(api: Api, admin: Api) -> None:
     name = fresh_name()
     assert await api.code(CREATE, {"input": {"name": name, "model": "echo"}}) == "FORBIDDEN"
     assert (await api.gql(GET, {"name": name}))["agent"] is None
@@ -84,14 +86,14 @@ async def test_non_admin_is_forbidden(api, admin):
     assert (await api.gql(GET, {"name": name}))["agent"]["model"] == "echo"
 
 
-async def test_duplicate_agent_name_is_conflict(admin):
+async def test_duplicate_agent_name_is_conflict(admin: Api) -> None:
     name = fresh_name()
     await admin.gql(CREATE, {"input": {"name": name, "model": "echo"}})
     assert await admin.code(CREATE, {"input": {"name": name, "model": "test"}}) == "CONFLICT"
     assert await admin.code(CREATE, {"input": {"name": "assistant", "model": "echo"}}) == "CONFLICT"
 
 
-async def test_bad_agent_input(admin):
+async def test_bad_agent_input(admin: Api) -> None:
     bad = [
         {"name": fresh_name(), "model": "not a model"},
         {"name": fresh_name(), "model": ""},

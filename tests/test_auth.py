@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 import httpx
 import jwt
 import pytest
+from starlette.applications import Starlette
 
-from tests.conftest import Api
+from tests.conftest import Api, MakeApi, Variant
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 
@@ -36,13 +39,13 @@ def assert_unauthenticated(resp: httpx.Response) -> None:
         "Token pk_whatever",
     ],
 )
-async def test_missing_or_bad_token(client, authorization):
+async def test_missing_or_bad_token(client: httpx.AsyncClient, authorization: str | None) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
     resp = await client.post("/graphql", json={"query": "{ viewer { name } }"}, headers=headers)
     assert_unauthenticated(resp)
 
 
-async def test_unauthenticated_mutation_changes_nothing(client, api):
+async def test_unauthenticated_mutation_changes_nothing(client: httpx.AsyncClient, api: Api) -> None:
     resp = await client.post(
         "/graphql",
         json={"query": 'mutation { createAgent(input: {name: "sneaky", model: "echo"}) { name } }'},
@@ -53,7 +56,7 @@ async def test_unauthenticated_mutation_changes_nothing(client, api):
     assert (await api.gql('{ agent(name: "sneaky") { name } }'))["agent"] is None
 
 
-async def test_every_field_needs_a_token(client):
+async def test_every_field_needs_a_token(client: httpx.AsyncClient) -> None:
     for query in [
         "{ agents { name } }",
         '{ agent(name: "assistant") { name } }',
@@ -68,8 +71,8 @@ async def test_every_field_needs_a_token(client):
         assert_unauthenticated(resp)
 
 
-async def test_introspection_works_without_a_token(client):
-    for query, check in [
+async def test_introspection_works_without_a_token(client: httpx.AsyncClient) -> None:
+    checks: list[tuple[str, Callable[[dict[str, Any]], bool]]] = [
         ("{ __typename }", lambda d: d == {"__typename": "Query"}),
         ("{ __schema { queryType { name } } }", lambda d: d["__schema"]["queryType"]["name"] == "Query"),
         ('{ __type(name: "Session") { name } }', lambda d: d["__type"]["name"] == "Session"),
@@ -77,14 +80,15 @@ async def test_introspection_works_without_a_token(client):
             "query IntrospectionQuery { __schema { types { name } directives { name } } }",
             lambda d: "Session" in {t["name"] for t in d["__schema"]["types"]},
         ),
-    ]:
+    ]
+    for query, check in checks:
         resp = await client.post("/graphql", json={"query": query})
         body = resp.json()
         assert resp.status_code == 200 and "errors" not in body, body
         assert check(body["data"]), body
 
 
-async def test_token_identifies_its_user(make_api):
+async def test_token_identifies_its_user(make_api: MakeApi) -> None:
     alice = await make_api()
     boss = await make_api(admin=True)
     assert (await alice.gql("{ viewer { name isAdmin } }"))["viewer"] == {
@@ -99,7 +103,7 @@ async def test_token_identifies_its_user(make_api):
     assert resp.json()["data"]["viewer"]["name"] == alice.name
 
 
-async def test_tokens_are_stored_only_as_hashes(make_api, sql):
+async def test_tokens_are_stored_only_as_hashes(make_api: MakeApi, sql: asyncpg.Connection) -> None:
     api = await make_api()
     rows = await sql.fetch(
         "SELECT t.* FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE u.name = $1", api.name
@@ -114,7 +118,7 @@ async def test_tokens_are_stored_only_as_hashes(make_api, sql):
 
 
 @pytest.fixture
-async def jwt_client(app: Any, variant: Any) -> httpx.AsyncClient:
+async def jwt_client(app: Starlette, variant: Variant) -> httpx.AsyncClient:
     """A second app instance that accepts HS256 JWTs, on the same (already open) database."""
     client: httpx.AsyncClient = await variant(jwt_secret=SECRET)
     return client
@@ -124,7 +128,9 @@ def _token(claims: dict[str, Any], key: str = SECRET, algorithm: str = "HS256") 
     return jwt.encode(claims, key, algorithm=algorithm)
 
 
-async def test_jwt_user_is_created_on_first_sight(jwt_client, client):
+async def test_jwt_user_is_created_on_first_sight(
+    jwt_client: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
     name = f"jwt-{uuid.uuid4().hex[:8]}"
     api = Api(jwt_client, _token({"sub": name, "exp": int(time.time()) + 600}), name)
     first = (await api.gql("{ viewer { id name isAdmin } }"))["viewer"]
@@ -145,14 +151,14 @@ async def test_jwt_user_is_created_on_first_sight(jwt_client, client):
     assert_unauthenticated(plain)
 
 
-async def test_bad_jwts_are_refused(jwt_client):
+async def test_bad_jwts_are_refused(jwt_client: httpx.AsyncClient) -> None:
     name = f"jwt-{uuid.uuid4().hex[:8]}"
     bad = [
         _token({"sub": name}, key="another-secret-of-sufficient-length!"),
         _token({"sub": name, "exp": int(time.time()) - 60}),
         _token({"name": name}),
         _token({"sub": ""}),
-        jwt.encode({"sub": name}, None, algorithm="none"),
+        jwt.encode({"sub": name}, "", algorithm="none"),  # an unsigned token ("" is no key, as None)
         _token({"sub": name})[:-4] + "AAAA",
     ]
     for token in bad:
@@ -178,7 +184,7 @@ async def test_a_jwt_without_exp_is_refused(jwt_client: httpx.AsyncClient) -> No
 
 
 @pytest.fixture
-async def strict_jwt_client(app: Any, variant: Any) -> httpx.AsyncClient:
+async def strict_jwt_client(app: Starlette, variant: Variant) -> httpx.AsyncClient:
     client: httpx.AsyncClient = await variant(
         jwt_secret=SECRET, jwt_audience="parley-api", jwt_issuer="https://idp.example"
     )

@@ -45,7 +45,7 @@ async def agent_with(admin: Api, recorder: Recorder | None = None, **options: An
         yield f"re: {last_user_text(messages)}"
 
     name = f"b-{uuid.uuid4().hex[:8]}"
-    model = register(admin.runtime.models, reply, recorder)
+    model = register(admin.rt.models, reply, recorder)
     await admin.gql(
         "mutation($i: AgentInput!) { createAgent(input: $i) { name } }",
         {"i": {"name": name, "model": model, "memoryEnabled": False, **options}},
@@ -62,7 +62,8 @@ async def new_session(api: Api, agent: str, **fields: Any) -> str:
 
 
 async def view(api: Api, session_id: str) -> dict[str, Any]:
-    return (await api.gql(VIEW, {"id": session_id}))["session"]
+    found: dict[str, Any] = (await api.gql(VIEW, {"id": session_id}))["session"]
+    return found
 
 
 def contents(session: dict[str, Any]) -> list[str]:
@@ -236,7 +237,7 @@ async def test_bad_targets(api: Api, other: Api, admin: Api) -> None:
         assert await other.code(query, variables) == "NOT_FOUND"
     assert (await view(api, sid))["messageCount"] == 2
     # Limits of sendMessage apply to an edit.
-    too_long = "x" * (api.runtime.settings.max_message_chars + 1)
+    too_long = "x" * (api.rt.settings.max_message_chars + 1)
     assert await api.code(EDIT, {"m": one["userMessage"]["id"], "c": too_long}) == "BAD_USER_INPUT"
 
 
@@ -250,7 +251,7 @@ async def test_idempotent_edit_and_busy_session(api: Api, admin: Api) -> None:
         yield " done"
 
     name = f"b-{uuid.uuid4().hex[:8]}"
-    model = register(admin.runtime.models, slow)
+    model = register(admin.rt.models, slow)
     await admin.gql(
         "mutation($i: AgentInput!) { createAgent(input: $i) { name } }",
         {"i": {"name": name, "model": model, "memoryEnabled": False}},
@@ -286,7 +287,7 @@ async def test_subscriptions_stream_edits_and_regenerations(api: Api, admin: Api
       ... on TextDelta { delta } ... on RunFinished { run { status } } } }"""
     assert api.token is not None
     async with subscription(
-        schema, api.runtime, api.token, edit, {"m": one["userMessage"]["id"], "c": "uno"}
+        schema, api.rt, api.token, edit, {"m": one["userMessage"]["id"], "c": "uno"}
     ) as s:
         got = [event async for event in s]
     kinds = [e["__typename"] for e in got]
@@ -298,7 +299,7 @@ async def test_subscriptions_stream_edits_and_regenerations(api: Api, admin: Api
     reply_id = (await view(api, sid))["headMessageId"]
     regen = """subscription($m: UUID!) { regenerate(messageId: $m) {
       __typename ... on MessageAdded { message { role content } } ... on RunFinished { run { status } } } }"""
-    async with subscription(schema, api.runtime, api.token, regen, {"m": reply_id}) as s:
+    async with subscription(schema, api.rt, api.token, regen, {"m": reply_id}) as s:
         got = [event async for event in s]
     # No new user message: the run starts, its reply is added, it ends.
     assert [e["__typename"] for e in got if e["__typename"] != "TextDelta"] == [
@@ -317,7 +318,7 @@ async def test_session_events_replay_every_branch(api: Api, admin: Api, schema: 
       ... on MessageAdded { message { sequence content parentId } } } }"""
     assert api.token is not None
     seen: list[dict[str, Any]] = []
-    async with subscription(schema, api.runtime, api.token, query, {"s": sid}) as s:
+    async with subscription(schema, api.rt, api.token, query, {"s": sid}) as s:
         async with asyncio.timeout(30):
             async for event in s:
                 seen.append(event["message"])

@@ -7,6 +7,9 @@ import os
 import sys
 import uuid
 from dataclasses import dataclass
+from typing import Any
+
+import httpx
 
 from tests.conftest import Api
 from tests.servers import ROOT
@@ -43,11 +46,12 @@ async def parley(database_url: str | None, *args: str) -> Done:
     return Done(proc.returncode, out.decode(), err.decode())
 
 
-async def viewer(client, token: str) -> dict:
-    return (await Api(client, token).gql("{ viewer { name isAdmin } }"))["viewer"]
+async def viewer(client: httpx.AsyncClient, token: str) -> dict[str, Any]:
+    found: dict[str, Any] = (await Api(client, token).gql("{ viewer { name isAdmin } }"))["viewer"]
+    return found
 
 
-async def test_cli(database_url, client):
+async def test_cli(database_url: str, client: httpx.AsyncClient) -> None:
     alice, boss = f"cli-{uuid.uuid4().hex[:8]}", f"cli-admin-{uuid.uuid4().hex[:8]}"
     # Independent commands run side by side to keep the test quick.
     migrate, schema, created, created_admin = await asyncio.gather(
@@ -93,7 +97,7 @@ async def test_cli(database_url, client):
     assert "Traceback" not in unknown.stderr + unknown.stdout
 
 
-async def test_cli_without_a_reachable_database():
+async def test_cli_without_a_reachable_database() -> None:
     done = await parley("postgres://postgres@127.0.0.1:9/nothing", "user", "create", "someone")
     assert done.code != 0
     assert "Traceback" not in done.stderr

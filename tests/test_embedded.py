@@ -75,7 +75,7 @@ def _serve_once(data_dir: Path, log: Path, stop: signal.Signals) -> tuple[int, s
     return code, f"{output}\nviewer={viewer}"
 
 
-def test_embedded_postgres_lifecycle(tmp_path):
+def test_embedded_postgres_lifecycle(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     started = time.monotonic()
 

@@ -10,17 +10,26 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import pytest
+import strawberry
 from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.messages import ModelMessage, ModelRequest, UserPromptPart
+from pydantic_ai.models.function import AgentInfo
 
 from tests.conftest import Api, subscription
-from tests.scripted import last_user_text, register
+from tests.scripted import StreamFn, last_user_text, register
 from tests.wsclient import EVENT_FIELDS, SubscriptionError
+
+if TYPE_CHECKING:
+    from models import User
+    from services.runs import Started
+    from services.runtime import Runtime
+    from services.settings import Settings
+
 
 SEND = """mutation($s: UUID!, $c: String!, $k: String) {
   sendMessage(sessionId: $s, content: $c, idempotencyKey: $k) {
@@ -35,8 +44,9 @@ WATCH = (
 CHAT = "subscription($s: UUID!, $c: String!) { chat(sessionId: $s, content: $c) {" + EVENT_FIELDS + "} }"
 
 
-async def agent_with(admin: Api, stream: Any, **options: Any) -> str:
+async def agent_with(admin: Api, stream: StreamFn, **options: Any) -> str:
     name = f"e-{uuid.uuid4().hex[:8]}"
+    assert admin.runtime is not None
     model = register(admin.runtime.models, stream)
     await admin.gql(
         "mutation($i: AgentInput!) { createAgent(input: $i) { name } }",
@@ -63,7 +73,7 @@ def users_seen(messages: list[ModelMessage]) -> int:
     )
 
 
-async def until(predicate: Any, deadline_s: float = 10.0) -> None:
+async def until(predicate: Callable[[], Awaitable[bool]], deadline_s: float = 10.0) -> None:
     """Poll an observable condition (each check is a query or a look at state), with a deadline."""
     async with asyncio.timeout(deadline_s):
         while not await predicate():  # noqa: ASYNC110 - the condition lives in the database
@@ -77,7 +87,7 @@ async def test_replies_follow_two_user_messages_in_a_row(api: Api, admin: Api) -
     """Two failed turns leave two USER rows in a row; pydantic-ai merges them: the reply stays."""
     failing = {"now": True}
 
-    async def stream(messages: list[ModelMessage], info: Any) -> AsyncIterator[str]:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
         if failing["now"]:
             raise ModelHTTPError(500, "m", body="down")
         yield f"seen {users_seen(messages)}"
@@ -107,29 +117,31 @@ async def test_replies_follow_two_user_messages_in_a_row(api: Api, admin: Api) -
 async def test_a_caller_cancelled_at_any_moment_leaves_no_run_behind(api: Api, admin: Api) -> None:
     from services import runs
 
-    async def stream(messages: list[ModelMessage], info: Any) -> AsyncIterator[str]:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
         yield "done"
 
     session = uuid.UUID(await session_of(api, await agent_with(admin, stream)))
     user = await _user(api)
+    rt = admin.runtime
+    assert rt is not None
     for ticks in range(12):  # cancel the caller after 0, 1, 2, ... event-loop rounds
-        caller = asyncio.ensure_future(runs.start_turn(admin.runtime, user, session, f"t{ticks}", None, None))
+        caller = asyncio.ensure_future(runs.start_turn(rt, user, session, f"t{ticks}", None, None))
         for _ in range(ticks):
             await asyncio.sleep(0)
         caller.cancel()
         await asyncio.gather(caller, return_exceptions=True)
         # Whatever the moment, the turn ends (or never began): no RUNNING run without a process.
-        await until(lambda: _settled(admin.runtime))
+        await until(lambda: _settled(rt))
         assert await _idle(api, str(session))
     result = await send(api, str(session), "still usable")
     assert result["run"]["status"] == "COMPLETED"
 
 
-async def _settled(rt: Any) -> bool:
+async def _settled(rt: Runtime) -> bool:
     return not rt.busy
 
 
-async def _user(api: Api) -> Any:
+async def _user(api: Api) -> User:
     from models import User
 
     return await User.get(name=api.name)
@@ -144,11 +156,11 @@ async def _idle(api: Api, session: str) -> bool:
 
 
 async def test_losing_the_liveness_lock_stops_the_runs_and_refuses_turns(
-    api: Api, admin: Api, other_runtime: Any, sql: asyncpg.Connection
+    api: Api, admin: Api, other_runtime: Runtime, sql: asyncpg.Connection
 ) -> None:
     gate = asyncio.Event()
 
-    async def stream(messages: list[ModelMessage], info: Any) -> AsyncIterator[str]:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
         yield "first words "
         await gate.wait()
         yield "never said"
@@ -165,6 +177,7 @@ async def test_losing_the_liveness_lock_stops_the_runs_and_refuses_turns(
     await asyncio.wait_for(started.handle.done.wait(), 10)
     gate.set()
     run = await sql.fetchrow("SELECT status, error_code FROM runs WHERE id = $1", started.run.id)
+    assert run is not None
     assert (run["status"], run["error_code"]) == ("failed", "INTERRUPTED")
     # It wrote nothing after: its partial reply at most, and the session takes new turns (here).
     texts = await sql.fetch(
@@ -179,22 +192,22 @@ async def test_losing_the_liveness_lock_stops_the_runs_and_refuses_turns(
     await asyncio.wait_for(again.handle.done.wait(), 10)
 
 
-async def _said(started: Any, text: str) -> bool:
+async def _said(started: Started, text: str) -> bool:
     """Whether the run (in this process) has said ``text`` so far."""
     return started.handle is not None and text in started.handle.text
 
 
-async def _connected(rt: Any) -> bool:
+async def _connected(rt: Runtime) -> bool:
     return bool(rt.listener.connected)
 
 
 async def test_a_dead_owners_run_ends_for_the_watchers_of_every_process(
-    api: Api, admin: Api, other_runtime: Any, schema: Any, sql: asyncpg.Connection
+    api: Api, admin: Api, other_runtime: Runtime, schema: strawberry.Schema, sql: asyncpg.Connection
 ) -> None:
     """A run whose owner key nobody holds is ended by the reaper within seconds, and watchers
     (here: of this runtime) get RunFinished without anyone touching the session."""
     session = await session_of(api, await agent_with(admin, _never_called))
-    assert api.token is not None
+    assert api.token is not None and api.runtime is not None
     async with subscription(schema, api.runtime, api.token, WATCH, {"s": session, "a": 0}) as events:
         await _live(api, session, events)
         run_id = uuid.uuid4()
@@ -216,7 +229,7 @@ async def test_a_dead_owners_run_ends_for_the_watchers_of_every_process(
     assert await _idle(api, session)
 
 
-async def _never_called(messages: list[ModelMessage], info: Any) -> AsyncIterator[str]:
+async def _never_called(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
     yield "ok"
 
 
@@ -245,14 +258,19 @@ async def _live(api: Api, session: str, events: AsyncIterator[dict[str, Any]]) -
 
 
 async def test_a_failed_flush_keeps_text_ranges_aligned(
-    api: Api, admin: Api, other_runtime: Any, schema: Any, sql: asyncpg.Connection, database_url: str
+    api: Api,
+    admin: Api,
+    other_runtime: Runtime,
+    schema: strawberry.Schema,
+    sql: asyncpg.Connection,
+    database_url: str,
 ) -> None:
     """A flush that fails is given back whole: large text sent later still points at the right
     characters, and a watcher on another process gets every character exactly once."""
     first, rest = asyncio.Event(), asyncio.Event()
     chunks = [f"<{i}>" + "z" * 2500 for i in range(4)]  # each too large to travel inline
 
-    async def stream(messages: list[ModelMessage], info: Any) -> AsyncIterator[str]:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
         await first.wait()
         yield chunks[0]
         await rest.wait()
@@ -266,6 +284,7 @@ async def test_a_failed_flush_keeps_text_ranges_aligned(
     assert api.token is not None
     async with subscription(schema, other_runtime, api.token, WATCH, {"s": str(session), "a": 0}) as events:
         await _live(api, str(session), events)
+        assert admin.runtime is not None
         started = await runs.start_turn(admin.runtime, user, session, "go", None, None)
         # Hold the run's row: the process's next flush blocks on it; then that flush fails.
         blocker = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
@@ -310,7 +329,7 @@ async def _flush_waiting(sql: asyncpg.Connection) -> bool:
 
 
 async def test_an_unreadable_text_range_resyncs_instead_of_an_empty_delta(
-    api: Api, admin: Api, other_runtime: Any, schema: Any
+    api: Api, admin: Api, other_runtime: Runtime, schema: strawberry.Schema
 ) -> None:
     """A notification whose text range can no longer be read (its run row gone) never becomes
     an empty TextDelta: the watcher catches up from the database instead."""
@@ -337,7 +356,9 @@ async def test_an_unreadable_text_range_resyncs_instead_of_an_empty_delta(
                     break
 
 
-async def test_a_flooded_inbox_resyncs_its_watchers(api: Api, other_runtime: Any, schema: Any) -> None:
+async def test_a_flooded_inbox_resyncs_its_watchers(
+    api: Api, other_runtime: Runtime, schema: strawberry.Schema
+) -> None:
     from services import fanout
 
     session = await session_of(api)
@@ -356,7 +377,7 @@ async def test_a_flooded_inbox_resyncs_its_watchers(api: Api, other_runtime: Any
 
 
 async def test_deleting_a_session_while_turns_start_never_fails_internally(api: Api, admin: Api) -> None:
-    async def stream(messages: list[ModelMessage], info: Any) -> AsyncIterator[str]:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
         yield "hi"
 
     agent = await agent_with(admin, stream)
@@ -373,10 +394,12 @@ async def test_deleting_a_session_while_turns_start_never_fails_internally(api: 
         ] is None
 
 
-async def test_closing_a_subscription_releases_its_watcher_at_once(api: Api, schema: Any) -> None:
+async def test_closing_a_subscription_releases_its_watcher_at_once(
+    api: Api, schema: strawberry.Schema
+) -> None:
     session = await session_of(api)
     rt = api.runtime
-    assert api.token is not None
+    assert api.token is not None and rt is not None
     async with subscription(schema, rt, api.token, WATCH, {"s": session, "a": 0}) as events:
         await _live(api, session, events)
         assert rt.hub.watched(uuid.UUID(session))
@@ -385,18 +408,18 @@ async def test_closing_a_subscription_releases_its_watcher_at_once(api: Api, sch
 
 
 async def test_a_watcher_joining_mid_run_in_the_same_process_misses_nothing(
-    api: Api, admin: Api, schema: Any
+    api: Api, admin: Api, schema: strawberry.Schema
 ) -> None:
     gate = asyncio.Event()
 
-    async def stream(messages: list[ModelMessage], info: Any) -> AsyncIterator[str]:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
         for i in range(30):
             if i == 10:
                 await gate.wait()
             yield f"w{i} "
 
     session = await session_of(api, await agent_with(admin, stream))
-    assert api.token is not None
+    assert api.token is not None and api.runtime is not None
     turn = asyncio.ensure_future(send(api, session, "go"))
     await until(lambda: _running(api, session))
     async with subscription(schema, api.runtime, api.token, WATCH, {"s": session, "a": 0}) as events:
@@ -419,16 +442,18 @@ async def _running(api: Api, session: str) -> bool:
     return not await _idle(api, session)
 
 
-async def test_a_dropped_subscriber_resumes_with_after_sequence(api: Api, admin: Api, schema: Any) -> None:
+async def test_a_dropped_subscriber_resumes_with_after_sequence(
+    api: Api, admin: Api, schema: strawberry.Schema
+) -> None:
     """A subscriber too slow for the stream is dropped with SUBSCRIBER_TOO_SLOW, and
     resubscribing with afterSequence gives it everything it missed."""
     from services import hub
 
-    async def stream(messages: list[ModelMessage], info: Any) -> AsyncIterator[str]:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
         yield "x" * (hub.QUEUE_BYTES + 10)  # more than a subscriber may have queued
 
     session = await session_of(api, await agent_with(admin, stream))
-    assert api.token is not None
+    assert api.token is not None and api.runtime is not None
     async with subscription(schema, api.runtime, api.token, WATCH, {"s": session, "a": 0}) as events:
         await _live(api, session, events)  # from now on this subscriber reads nothing
         result = await send(api, session, "flood")
@@ -478,13 +503,13 @@ async def test_concurrent_agent_updates_keep_both_changes(admin: Api) -> None:
 
 
 async def test_a_stopped_runtime_leaves_no_task_and_no_running_reply(
-    api: Api, admin: Api, settings: Any, sql: asyncpg.Connection
+    api: Api, admin: Api, settings: Settings, sql: asyncpg.Connection
 ) -> None:
     """Everything a runtime started ends with it: run tasks, flusher, drain, reaper, listener."""
     from services import runs
     from services.runtime import Runtime
 
-    async def stream(messages: list[ModelMessage], info: Any) -> AsyncIterator[str]:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
         yield "started "
         await asyncio.Event().wait()  # never finishes by itself
         yield "never"
@@ -492,6 +517,7 @@ async def test_a_stopped_runtime_leaves_no_task_and_no_running_reply(
     session = uuid.UUID(await session_of(api, await agent_with(admin, stream)))
     user = await _user(api)
     before = set(asyncio.all_tasks())  # the test app's own runtime runs beside this one
+    assert settings.database_url is not None and admin.runtime is not None
     async with Runtime(
         settings.model_copy(update={"retention_days": 3000}), settings.database_url
     ).running() as rt:
@@ -507,4 +533,5 @@ async def test_a_stopped_runtime_leaves_no_task_and_no_running_reply(
         }
     assert all(t.done() for t in owned)
     run = await sql.fetchrow("SELECT status, error_code, reply_id FROM runs WHERE id = $1", started.run.id)
+    assert run is not None
     assert (run["status"], run["error_code"]) == ("failed", "INTERRUPTED") and run["reply_id"] is not None

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Api
+from tests.conftest import Api, Variant
 
 HTML = {"Accept": "text/html"}
 
@@ -27,14 +26,14 @@ class _Assets(HTMLParser):
             self.urls.append(found["href"] or "")
 
 
-async def test_health(client):
+async def test_health(client: httpx.AsyncClient) -> None:
     resp = await client.get("/healthz")
     assert resp.status_code == 200
     resp = await client.get("/readyz")
     assert resp.status_code == 200
 
 
-async def test_graphiql_is_self_hosted(client):
+async def test_graphiql_is_self_hosted(client: httpx.AsyncClient) -> None:
     resp = await client.get("/graphql", headers=HTML)
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/html")
@@ -50,7 +49,7 @@ async def test_graphiql_is_self_hosted(client):
     assert "unpkg.com" not in resp.text and "jsdelivr" not in resp.text and "cdn" not in resp.text.lower()
 
 
-async def test_graphiql_can_be_turned_off(variant):
+async def test_graphiql_can_be_turned_off(variant: Variant) -> None:
     c = await variant(graphiql=False)
     resp = await c.get("/graphql", headers=HTML)
     assert resp.status_code == 404
@@ -61,7 +60,7 @@ async def test_graphiql_can_be_turned_off(variant):
     assert (await c.get("/healthz")).status_code == 200
 
 
-async def test_introspection_can_be_turned_off(variant, api):
+async def test_introspection_can_be_turned_off(variant: Variant, api: Api) -> None:
     c = await variant(introspection=False)
     off = Api(c, api.token, api.name)
     for query in ["{ __schema { types { name } } }", '{ __type(name: "Session") { name } }']:
@@ -85,11 +84,11 @@ async def test_introspection_can_be_turned_off(variant, api):
 
 
 @pytest.fixture
-async def cors_client(variant: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def cors_client(variant: Variant) -> AsyncIterator[httpx.AsyncClient]:
     yield await variant(allowed_origins="https://app.example")
 
 
-async def test_cors_allows_only_listed_origins(cors_client, api):
+async def test_cors_allows_only_listed_origins(cors_client: httpx.AsyncClient, api: Api) -> None:
     ok = await cors_client.options(
         "/graphql",
         headers={

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
 
 from tests.conftest import Api
 from tests.servers import Server, parley_server
@@ -52,7 +53,7 @@ def node() -> str:
 
 
 @pytest.fixture(scope="module")
-def server(database_url: str, app: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(database_url: str, app: Starlette, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with parley_server(database_url, tmp_path_factory.mktemp("http-audit")) as running:
         yield running
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
+from tests.conftest import Api
 from tests.helpers import MESSAGE_FIELDS, SESSION_FIELDS, add_messages, assistant, create_session, tool, user
 
 SNAPSHOT = f"""
@@ -48,7 +48,7 @@ NOT_FOUND_OPERATIONS: dict[str, str] = {
 }
 
 
-async def _owner_world(api: Any) -> tuple[str, str]:
+async def _owner_world(api: Api) -> tuple[str, str]:
     s = await create_session(api, externalId="owned", title="Private", state={"plan": "A"}, metadata={"m": 1})
     sid = s["id"]
     await add_messages(
@@ -75,7 +75,7 @@ async def _owner_world(api: Any) -> tuple[str, str]:
     return sid, data["sendMessage"]["run"]["id"]
 
 
-async def test_other_users_data_is_invisible_and_untouchable(api, other):
+async def test_other_users_data_is_invisible_and_untouchable(api: Api, other: Api) -> None:
     sid, run_id = await _owner_world(api)
     before = await api.gql(SNAPSHOT, {"id": sid})
     assert before["session"]["messages"]["totalCount"] >= 5
@@ -125,7 +125,7 @@ async def test_other_users_data_is_invisible_and_untouchable(api, other):
     assert listed == {"totalCount": 1, "edges": [{"node": {"id": sid}}]}
 
 
-async def test_not_found_is_indistinguishable_from_missing(api, other):
+async def test_not_found_is_indistinguishable_from_missing(api: Api, other: Api) -> None:
     """The error for someone else's session reads like the one for a session that never existed."""
     import uuid
 

@@ -6,7 +6,6 @@ import asyncio
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -135,6 +134,6 @@ async def test_cancelling_the_run_of_a_stuck_process_ends_it_anyway(
         await asyncio.wait_for(turn, 30)  # its own client got an answer once it woke up
 
 
-async def _message_count(server: Any, token: str, sid: str) -> int:
+async def _message_count(server: Server, token: str, sid: str) -> int:
     data = await ok(server, token, "query($s: UUID!) { session(id: $s) { messageCount } }", {"s": sid})
     return int(data["session"]["messageCount"])

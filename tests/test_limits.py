@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import Api, Variant
 from tests.helpers import ADD_MESSAGES, add_messages, create_session, get_session, user
 
 LEAKS = ("Traceback", 'File "', "SELECT ", "INSERT ", "UPDATE ", "asyncpg", "tortoise")
@@ -20,7 +21,7 @@ def no_leak(resp: httpx.Response) -> None:
         assert word not in resp.text, (word, resp.text[:500])
 
 
-async def codes(api: Any, query: str, variables: dict[str, Any] | None = None) -> list[str]:
+async def codes(api: Api, query: str, variables: dict[str, Any] | None = None) -> list[str]:
     resp = await api.post(query, variables)
     no_leak(resp)
     body = resp.json()
@@ -28,7 +29,7 @@ async def codes(api: Any, query: str, variables: dict[str, Any] | None = None) -
     return [e["extensions"]["code"] for e in body["errors"]]
 
 
-async def test_invalid_uuid(api):
+async def test_invalid_uuid(api: Api) -> None:
     assert await api.code("query($id: UUID!) { session(id: $id) { id } }", {"id": "nope"}) == "BAD_USER_INPUT"
     assert await api.code('{ session(id: "nope") { id } }') == "BAD_USER_INPUT"
     assert await api.code('{ session(id: "12345678-1234-1234-1234") { id } }') == "BAD_USER_INPUT"
@@ -41,7 +42,7 @@ async def test_invalid_uuid(api):
     ) == ("BAD_USER_INPUT")
 
 
-async def test_content_limits(api):
+async def test_content_limits(api: Api) -> None:
     s = await create_session(api)
     for content in ["", "   ", "x" * 32_001, "nul \x00 inside"]:
         assert await api.code(ADD_MESSAGES, {"sid": s["id"], "messages": [user(content)]}) == "BAD_USER_INPUT"
@@ -55,7 +56,7 @@ async def test_content_limits(api):
     assert (await get_session(api, s["id"]))["messageCount"] == 0
 
 
-async def test_long_identifiers(api):
+async def test_long_identifiers(api: Api) -> None:
     s = await create_session(api)
     long = "y" * 201
     bad_messages = [
@@ -80,9 +81,9 @@ async def test_long_identifiers(api):
     )
 
 
-async def test_nul_characters_anywhere_are_bad_input(api):
+async def test_nul_characters_anywhere_are_bad_input(api: Api) -> None:
     s = await create_session(api)
-    cases = [
+    cases: list[tuple[str, dict[str, Any]]] = [
         ("mutation($v: String!) { createSession(input: {title: $v}) { id } }", {"v": "a\x00b"}),
         ("mutation($v: JSON!) { createSession(input: {state: $v}) { id } }", {"v": {"k": "a\x00b"}}),
         ('mutation($v: JSON!) { saveMemory(key: "k", value: $v) { key } }', {"v": "a\x00"}),
@@ -100,7 +101,7 @@ async def test_nul_characters_anywhere_are_bad_input(api):
     assert (await get_session(api, s["id"]))["stateVersion"] == 0
 
 
-async def test_huge_json_values(api):
+async def test_huge_json_values(api: Api) -> None:
     s = await create_session(api)
     sid = s["id"]
     cases = [
@@ -143,7 +144,7 @@ async def test_huge_json_values(api):
     assert after["metadata"] == {} and after["messageCount"] == 0
 
 
-async def test_page_size_over_100(api):
+async def test_page_size_over_100(api: Api) -> None:
     s = await create_session(api)
     await add_messages(api, s["id"], user("hi"))
     for query, variables in [
@@ -160,7 +161,7 @@ async def test_page_size_over_100(api):
     assert data["messages"]["totalCount"] == 1
 
 
-async def test_query_depth_bomb(api, client):
+async def test_query_depth_bomb(api: Api, client: httpx.AsyncClient) -> None:
     deep = "{ viewer " + "{ viewer " * 30 + "{ name }" + " }" * 30 + " }"
     assert set(await codes(api, deep)) == {"BAD_USER_INPUT"}
     resp = await api.post(deep)
@@ -176,7 +177,7 @@ async def test_query_depth_bomb(api, client):
     assert [e["extensions"]["code"] for e in resp.json()["errors"]] == ["BAD_USER_INPUT"]
 
 
-async def test_depth_limit_applies_to_valid_queries(api, variant):
+async def test_depth_limit_applies_to_valid_queries(api: Api, variant: Variant) -> None:
     c = await variant(max_query_depth=3)
     limited = type(api)(c, api.token, api.name)
     assert await limited.gql("{ sessions { totalCount edges { cursor } } }")
@@ -188,14 +189,14 @@ async def test_depth_limit_applies_to_valid_queries(api, variant):
     assert await api.gql(query)
 
 
-async def test_alias_bomb(api):
+async def test_alias_bomb(api: Api) -> None:
     query = "{ " + " ".join(f"a{i}: viewer {{ name }}" for i in range(50)) + " }"
     assert await codes(api, query) == ["BAD_USER_INPUT"]
     fine = "{ " + " ".join(f"a{i}: viewer {{ name }}" for i in range(10)) + " }"
     assert len(await api.gql(fine)) == 10
 
 
-async def test_token_bomb(api):
+async def test_token_bomb(api: Api) -> None:
     query = "{ viewer { " + "name " * 3000 + "} }"
     assert await codes(api, query) == ["BAD_USER_INPUT"]
     # a huge string literal is one token, but still bounded by the content limit
@@ -211,7 +212,7 @@ async def test_token_bomb(api):
     ) == ["BAD_USER_INPUT"]
 
 
-async def test_syntax_errors_have_a_code(api):
+async def test_syntax_errors_have_a_code(api: Api) -> None:
     for query in [
         "{ viewer { name }",
         "query {",
@@ -252,7 +253,7 @@ MALFORMED: list[tuple[str, bytes, str]] = [
 
 
 @pytest.mark.parametrize(("what", "body", "content_type"), MALFORMED, ids=[m[0] for m in MALFORMED])
-async def test_malformed_body_is_4xx(api, what, body, content_type):
+async def test_malformed_body_is_4xx(api: Api, what: str, body: bytes, content_type: str) -> None:
     resp = await api.client.post(
         "/graphql",
         content=body,
@@ -262,7 +263,7 @@ async def test_malformed_body_is_4xx(api, what, body, content_type):
     no_leak(resp)
 
 
-async def test_operations_via_get_are_off(api):
+async def test_operations_via_get_are_off(api: Api) -> None:
     """GET serves GraphiQL only: no query, mutation or subscription runs from a URL."""
     for query, accept in [
         ("{ viewer { name } }", "application/json"),
@@ -294,7 +295,7 @@ def _nested(depth: int) -> Any:
     return value
 
 
-async def test_json_nested_deeper_than_32_is_bad_input_everywhere(api: Any) -> None:
+async def test_json_nested_deeper_than_32_is_bad_input_everywhere(api: Api) -> None:
     s = await create_session(api)
     sid = s["id"]
     deep, fine = _nested(33), _nested(31)
@@ -336,7 +337,7 @@ async def test_json_nested_deeper_than_32_is_bad_input_everywhere(api: Any) -> N
     assert after["stateVersion"] == 0 and after["messageCount"] == 0 and after["metadata"] == {}
 
 
-async def test_driver_texts_never_reach_clients(api: Any) -> None:
+async def test_driver_texts_never_reach_clients(api: Api) -> None:
     """Text PostgreSQL cannot store (lone surrogates, NUL) is refused in Parley's own words."""
     s = await create_session(api)
     lone = "bad \ud800 text"

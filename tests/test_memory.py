@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
+from pydantic_ai.messages import ModelMessage
+from pydantic_ai.models.function import AgentInfo
+
+from tests.conftest import Api, MakeApi
 from tests.helpers import create_session
 
 SAVE = """
@@ -20,11 +26,12 @@ DELETE = "mutation($key: String!, $scope: MemoryScope, $sid: UUID) { deleteMemor
 CLEAR = "mutation($scope: MemoryScope, $sid: UUID) { clearMemory(scope: $scope, sessionId: $sid) }"
 
 
-async def entries(api, **kw):
-    return (await api.gql(LIST, kw))["memory"]
+async def entries(api: Api, **kw: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = (await api.gql(LIST, kw))["memory"]
+    return found
 
 
-async def test_user_memory_save_list_upsert_delete(api):
+async def test_user_memory_save_list_upsert_delete(api: Api) -> None:
     saved = (await api.gql(SAVE, {"key": "name", "value": "Ada"}))["saveMemory"]
     assert (saved["key"], saved["value"], saved["scope"], saved["sessionId"]) == ("name", "Ada", "USER", None)
     await api.gql(SAVE, {"key": "prefs", "value": {"units": "metric", "langs": ["en", "fr"]}})
@@ -50,7 +57,7 @@ async def test_user_memory_save_list_upsert_delete(api):
     assert [e["key"] for e in await entries(api, scope=None)] == ["prefs"]
 
 
-async def test_session_memory(api):
+async def test_session_memory(api: Api) -> None:
     s1 = await create_session(api)
     s2 = await create_session(api)
     await api.gql(SAVE, {"key": "topic", "value": "trip", "scope": "SESSION", "sid": s1["id"]})
@@ -79,7 +86,7 @@ async def test_session_memory(api):
     assert [e["value"] for e in await entries(api)] == ["user-level"]
 
 
-async def test_session_scope_needs_session_id(api):
+async def test_session_scope_needs_session_id(api: Api) -> None:
     assert await api.code(SAVE, {"key": "k", "value": 1, "scope": "SESSION"}) == "BAD_USER_INPUT"
     assert await api.code(LIST, {"scope": "SESSION"}) == "BAD_USER_INPUT"
     assert await api.code(DELETE, {"key": "k", "scope": "SESSION"}) == "BAD_USER_INPUT"
@@ -89,7 +96,7 @@ async def test_session_scope_needs_session_id(api):
     assert await api.code(SAVE, {"key": "k", "value": 1, "scope": "SESSION", "sid": unknown}) == "NOT_FOUND"
 
 
-async def test_bad_keys_and_values(api):
+async def test_bad_keys_and_values(api: Api) -> None:
     assert await api.code(SAVE, {"key": "", "value": 1}) == "BAD_USER_INPUT"
     assert await api.code(SAVE, {"key": "   ", "value": 1}) == "BAD_USER_INPUT"
     assert await api.code(SAVE, {"key": "k" * 201, "value": 1}) == "BAD_USER_INPUT"
@@ -100,7 +107,7 @@ async def test_bad_keys_and_values(api):
     assert (saved["key"], saved["value"]) == ("padded", False)
 
 
-async def test_clear_memory(api):
+async def test_clear_memory(api: Api) -> None:
     s1 = await create_session(api)
     s2 = await create_session(api)
     for key in ("a", "b"):
@@ -120,7 +127,7 @@ async def test_clear_memory(api):
     assert await api.code(CLEAR, {"scope": "USER", "sid": s1["id"]}) == "BAD_USER_INPUT"
 
 
-async def test_memory_is_per_user(api, other):
+async def test_memory_is_per_user(api: Api, other: Api) -> None:
     await api.gql(SAVE, {"key": "secret", "value": "mine"})
     await other.gql(SAVE, {"key": "secret", "value": "theirs"})
     assert [e["value"] for e in await entries(api)] == ["mine"]
@@ -129,7 +136,7 @@ async def test_memory_is_per_user(api, other):
     assert [e["value"] for e in await entries(api)] == ["mine"]
 
 
-async def test_a_users_memory_is_bounded_in_entries(api: Any, other: Any) -> None:
+async def test_a_users_memory_is_bounded_in_entries(api: Api, other: Api) -> None:
     for i in range(200):  # PARLEY_MAX_MEMORY_ENTRIES, across both scopes
         if i % 2:
             await api.gql(SAVE, {"key": f"k{i}", "value": i})
@@ -144,11 +151,11 @@ async def test_a_users_memory_is_bounded_in_entries(api: Any, other: Any) -> Non
     assert "one-more" not in [e["key"] for e in await entries(api)]
 
 
-async def _session(api: Any) -> str:
+async def _session(api: Api) -> str:
     return str((await create_session(api))["id"])
 
 
-async def test_a_users_memory_is_bounded_in_bytes(api: Any) -> None:
+async def test_a_users_memory_is_bounded_in_bytes(api: Api) -> None:
     chunk = "m" * 60_000  # each value fits PARLEY_MAX_STATE_BYTES; five do not fit 256 KiB together
     for i in range(4):
         await api.gql(SAVE, {"key": f"big{i}", "value": chunk})
@@ -160,7 +167,7 @@ async def test_a_users_memory_is_bounded_in_bytes(api: Any) -> None:
     assert [e["value"] for e in await entries(api) if e["key"] == "big0"] == [chunk]
 
 
-async def test_the_memory_tool_reports_a_full_memory_to_the_model(api: Any, admin: Any) -> None:
+async def test_the_memory_tool_reports_a_full_memory_to_the_model(api: Api, admin: Api) -> None:
     from tests.scripted import Recorder, call, register, tool_returns
 
     chunk = "m" * 60_000
@@ -168,12 +175,13 @@ async def test_the_memory_tool_reports_a_full_memory_to_the_model(api: Any, admi
         await api.gql(SAVE, {"key": f"big{i}", "value": chunk})
     recorder = Recorder()
 
-    async def stream(messages: Any, info: Any) -> Any:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
         if not tool_returns(messages):
             yield call("save_memory", '{"key": "more", "value": "%s"}' % ("z" * 30_000), "s1")
         else:
             yield str(tool_returns(messages)[0].content)
 
+    assert admin.runtime is not None
     model = register(admin.runtime.models, stream, recorder)
     name = f"mem-{uuid.uuid4().hex[:8]}"
     await admin.gql(
@@ -190,16 +198,17 @@ async def test_the_memory_tool_reports_a_full_memory_to_the_model(api: Any, admi
 
 
 async def test_memory_reaches_the_model_but_never_its_stored_history(
-    make_api: Any, admin: Any, sql: Any
+    make_api: MakeApi, admin: Api, sql: asyncpg.Connection
 ) -> None:
     """60 turns with a full memory store exactly what the same turns store without memory."""
     from tests.scripted import Recorder, register
 
     recorder = Recorder()
 
-    async def echo(messages: Any, info: Any) -> Any:
+    async def echo(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
         yield "ok"
 
+    assert admin.runtime is not None
     model = register(admin.runtime.models, echo, recorder)
     name = f"mem-{uuid.uuid4().hex[:8]}"
     await admin.gql(

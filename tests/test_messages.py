@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 from pydantic_ai.messages import (
     ModelMessagesTypeAdapter,
@@ -16,6 +17,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 
+from tests.conftest import Api
 from tests.helpers import ADD_MESSAGES, add_messages, assistant, create_session, get_session, tool, user
 
 PAGE = """
@@ -54,7 +56,7 @@ WEATHER = [
 ]
 
 
-async def test_add_messages_all_roles(api):
+async def test_add_messages_all_roles(api: Api) -> None:
     s = await create_session(api)
     msgs = await add_messages(api, s["id"], *WEATHER)
     assert [m["sequence"] for m in msgs] == [1, 2, 3, 4, 5, 6]
@@ -85,7 +87,7 @@ async def test_add_messages_all_roles(api):
     assert [m["sequence"] for m in more] == [7, 8]
 
 
-async def test_tool_message_answers_a_call_from_an_earlier_call(api):
+async def test_tool_message_answers_a_call_from_an_earlier_call(api: Api) -> None:
     s = await create_session(api)
     await add_messages(
         api, s["id"], user("time?"), assistant("", {"id": "t1", "name": "clock", "arguments": None})
@@ -94,13 +96,13 @@ async def test_tool_message_answers_a_call_from_an_earlier_call(api):
     assert (answer["toolName"], answer["sequence"]) == ("clock", 3)
 
 
-async def test_metadata_is_kept(api):
+async def test_metadata_is_kept(api: Api) -> None:
     s = await create_session(api)
     (m,) = await add_messages(api, s["id"], {"role": "USER", "content": "hi", "metadata": {"client": "ios"}})
     assert m["metadata"] == {"client": "ios"}
 
 
-async def test_concurrent_add_messages_get_distinct_sequences(api):
+async def test_concurrent_add_messages_get_distinct_sequences(api: Api) -> None:
     s = await create_session(api)
     results = await asyncio.gather(*(add_messages(api, s["id"], user(f"m{i}")) for i in range(10)))
     seqs = sorted(r[0]["sequence"] for r in results)
@@ -108,7 +110,7 @@ async def test_concurrent_add_messages_get_distinct_sequences(api):
     assert (await get_session(api, s["id"]))["messageCount"] == 10
 
 
-async def test_history_is_valid_pydantic_ai_history(api):
+async def test_history_is_valid_pydantic_ai_history(api: Api) -> None:
     s = await create_session(api)
     await add_messages(api, s["id"], *WEATHER)
     data = await api.gql("query($id: UUID!) { session(id: $id) { history } }", {"id": s["id"]})
@@ -122,13 +124,15 @@ async def test_history_is_valid_pydantic_ai_history(api):
     assert prompt.parts[0].content == "What's the weather in Paris and Rome?"
 
     assert all(isinstance(p, ToolCallPart) for p in calls.parts)
-    assert [(p.tool_call_id, p.tool_name, p.args_as_dict()) for p in calls.parts] == [
+    call_parts = [p for p in calls.parts if isinstance(p, ToolCallPart)]  # all of them (for the types)
+    assert [(p.tool_call_id, p.tool_name, p.args_as_dict()) for p in call_parts] == [
         ("call_1", "get_weather", {"city": "Paris"}),
         ("call_2", "get_weather", {"city": "Rome"}),
     ]
     # Consecutive TOOL messages are one request, as a model run produces them.
     assert len(returns.parts) == 2 and all(isinstance(p, ToolReturnPart) for p in returns.parts)
-    assert [(p.tool_call_id, p.tool_name, p.content) for p in returns.parts] == [
+    return_parts = [p for p in returns.parts if isinstance(p, ToolReturnPart)]  # all of them (for the types)
+    assert [(p.tool_call_id, p.tool_name, p.content) for p in return_parts] == [
         ("call_1", "get_weather", "sunny, 24°C"),
         ("call_2", "weather_lookup", "rain, 17°C"),
     ]
@@ -140,13 +144,13 @@ async def test_history_is_valid_pydantic_ai_history(api):
     assert ModelMessagesTypeAdapter.dump_python(history, mode="json") == data["session"]["history"]
 
 
-async def test_history_of_empty_session(api):
+async def test_history_of_empty_session(api: Api) -> None:
     s = await create_session(api)
     data = await api.gql("query($id: UUID!) { session(id: $id) { history } }", {"id": s["id"]})
     assert data["session"]["history"] == []
 
 
-async def _seven(api) -> str:
+async def _seven(api: Api) -> str:
     s = await create_session(api)
     await add_messages(
         api,
@@ -159,14 +163,16 @@ async def _seven(api) -> str:
         assistant("6"),
         user("7"),
     )
-    return s["id"]
+    sid: str = s["id"]
+    return sid
 
 
-async def test_messages_forward_pages(api):
+async def test_messages_forward_pages(api: Api) -> None:
     sid = await _seven(api)
 
-    async def page(**kw):
-        return (await api.gql(PAGE, {"sid": sid, **kw}))["messages"]
+    async def page(**kw: Any) -> dict[str, Any]:
+        found: dict[str, Any] = (await api.gql(PAGE, {"sid": sid, **kw}))["messages"]
+        return found
 
     p1 = await page(first=3)
     assert [e["node"]["sequence"] for e in p1["edges"]] == [1, 2, 3]
@@ -185,11 +191,12 @@ async def test_messages_forward_pages(api):
     assert default["pageInfo"]["hasNextPage"] is False
 
 
-async def test_messages_backward_pages(api):
+async def test_messages_backward_pages(api: Api) -> None:
     sid = await _seven(api)
 
-    async def page(**kw):
-        return (await api.gql(PAGE, {"sid": sid, **kw}))["messages"]
+    async def page(**kw: Any) -> dict[str, Any]:
+        found: dict[str, Any] = (await api.gql(PAGE, {"sid": sid, **kw}))["messages"]
+        return found
 
     p1 = await page(last=3)
     # The newest messages, oldest first within the page.
@@ -210,11 +217,12 @@ async def test_messages_backward_pages(api):
     assert everything["pageInfo"]["hasPreviousPage"] is False
 
 
-async def test_session_messages_pages_and_roles(api):
+async def test_session_messages_pages_and_roles(api: Api) -> None:
     sid = await _seven(api)
 
-    async def page(**kw):
-        return (await api.gql(SESSION_PAGE, {"id": sid, **kw}))["session"]["messages"]
+    async def page(**kw: Any) -> dict[str, Any]:
+        found: dict[str, Any] = (await api.gql(SESSION_PAGE, {"id": sid, **kw}))["session"]["messages"]
+        return found
 
     fwd = await page(first=2)
     assert [e["node"]["sequence"] for e in fwd["edges"]] == [1, 2]
@@ -239,7 +247,7 @@ async def test_session_messages_pages_and_roles(api):
     assert both["totalCount"] == 7
 
 
-async def test_message_page_arguments(api):
+async def test_message_page_arguments(api: Api) -> None:
     sid = await _seven(api)
     assert await api.code(PAGE, {"sid": sid, "first": 101}) == "BAD_USER_INPUT"
     assert await api.code(PAGE, {"sid": sid, "last": 101}) == "BAD_USER_INPUT"
@@ -249,7 +257,7 @@ async def test_message_page_arguments(api):
     assert await api.code(PAGE, {"sid": str(uuid.uuid4())}) == "NOT_FOUND"
 
 
-async def test_bad_messages_are_rejected_whole(api):
+async def test_bad_messages_are_rejected_whole(api: Api) -> None:
     s = await create_session(api)
     sid = s["id"]
     await add_messages(api, sid, user("hi"), assistant("", {"id": "c1", "name": "f", "arguments": {}}))

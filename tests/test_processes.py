@@ -7,11 +7,14 @@ import signal
 import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
+from tests.conftest import Api
 from tests.servers import Server, parley_server
 from tests.wsclient import WATCH, GraphQLWS
 
@@ -25,7 +28,7 @@ CANCEL = "mutation($r: UUID!) { cancelRun(id: $r) { status } }"
 
 @pytest.fixture(scope="module")
 def pair(
-    database_url: str, app: Any, tmp_path_factory: pytest.TempPathFactory
+    database_url: str, app: Starlette, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Server, Server]]:
     tmp = tmp_path_factory.mktemp("processes")
     with parley_server(database_url, tmp, "a") as a, parley_server(database_url, tmp, "b") as b:
@@ -39,44 +42,50 @@ async def post(server: Server, token: str, query: str, variables: dict[str, Any]
             json={"query": query, "variables": variables},
             headers={"Authorization": f"Bearer {token}"},
         )
-    return resp.json()
+    body: dict[str, Any] = resp.json()
+    return body
 
 
 async def ok(server: Server, token: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
     body = await post(server, token, query, variables)
     assert not body.get("errors"), body
-    return body["data"]
+    data: dict[str, Any] = body["data"]
+    return data
 
 
-async def slow_session(api: Any, admin: Any) -> str:
+async def slow_session(api: Api, admin: Api) -> str:
     name = f"slow-{uuid.uuid4().hex[:8]}"
     await admin.gql(
         "mutation($i: AgentInput!) { createAgent(input: $i) { name } }",
         {"i": {"name": name, "model": "script:slow"}},
     )
     data = await api.gql("mutation($n: String) { createSession(input: {agentName: $n}) { id } }", {"n": name})
-    return data["createSession"]["id"]
+    sid: str = data["createSession"]["id"]
+    return sid
 
 
 async def active_run(server: Server, token: str, sid: str) -> str:
     for _ in range(600):
         run = (await ok(server, token, ACTIVE, {"s": sid}))["session"]["activeRun"]
         if run:
-            return run["id"]
+            run_id: str = run["id"]
+            return run_id
         await asyncio.sleep(0.02)  # polling for an observable state, with a deadline
     raise TimeoutError("no active run")
 
 
 async def final_status(server: Server, token: str, run_id: str) -> dict[str, Any]:
     for _ in range(1000):
-        run = (await ok(server, token, RUN, {"r": run_id}))["run"]
+        run: dict[str, Any] = (await ok(server, token, RUN, {"r": run_id}))["run"]
         if run["status"] != "RUNNING":
             return run
         await asyncio.sleep(0.02)  # polling for an observable state, with a deadline
     raise TimeoutError("run did not end")
 
 
-async def test_a_busy_session_is_busy_for_every_process(pair, api, admin):
+async def test_a_busy_session_is_busy_for_every_process(
+    pair: tuple[Server, Server], api: Api, admin: Api
+) -> None:
     a, b = pair
     sid = await slow_session(api, admin)
     turn = asyncio.create_task(post(a, api.token, SEND, {"s": sid, "c": "count 3000"}))
@@ -98,8 +107,8 @@ async def test_a_busy_session_is_busy_for_every_process(pair, api, admin):
 
 
 async def test_a_killed_process_leaves_its_run_interrupted_and_spares_live_ones(
-    pair, api, admin, database_url, tmp_path
-):
+    pair: tuple[Server, Server], api: Api, admin: Api, database_url: str, tmp_path: Path
+) -> None:
     a, _ = pair
     live_sid, doomed_sid = await slow_session(api, admin), await slow_session(api, admin)
     live_turn = asyncio.create_task(post(a, api.token, SEND, {"s": live_sid, "c": "count 3000"}))
@@ -133,14 +142,14 @@ async def test_a_killed_process_leaves_its_run_interrupted_and_spares_live_ones(
     await asyncio.wait_for(live_turn, 30)
 
 
-async def test_watchers_survive_a_postgresql_restart(api, admin, tmp_path):
+async def test_watchers_survive_a_postgresql_restart(api: Api, admin: Api, tmp_path: Path) -> None:
     """Own embedded PostgreSQL, so stopping it disturbs no one else."""
-    import pgserver
+    from pgserver.postgres_server import get_server
 
     from tests.postgres import _with_db
 
     with tempfile.TemporaryDirectory(prefix="parley-restart-pg-") as pgdata:
-        pg = pgserver.get_server(pgdata, cleanup_mode="stop")
+        pg = get_server(pgdata, cleanup_mode="stop")
         url = _with_db(pg.get_uri(), "postgres")
         try:
             with parley_server(url, tmp_path, "ra") as a, parley_server(url, tmp_path, "rb") as b:
@@ -153,7 +162,7 @@ async def test_watchers_survive_a_postgresql_restart(api, admin, tmp_path):
                     await ok(b, token, ACTIVE, {"s": sid})  # the subscription is set up by now
 
                     pg.cleanup()  # stop PostgreSQL ...
-                    pg = pgserver.get_server(pgdata, cleanup_mode="stop")  # ... and start it again
+                    pg = get_server(pgdata, cleanup_mode="stop")  # ... and start it again
 
                     for _ in range(500):  # the pools reconnect; retry until a turn goes through
                         body = await post(a, token, SEND, {"s": sid, "c": "after the restart"})

@@ -22,6 +22,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 
+from tests.conftest import Api
 from tests.fake_openai import SECRET, Broken, Error, FakeOpenAI, Text, ToolCall
 
 MODEL = "openai-chat:gpt-4o-mini"
@@ -79,7 +80,7 @@ def fake(fake_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> Iterator[F
     assert (fake_server.pending, fake_server.unscripted, fake_server.rejected) == (0, 0, [])
 
 
-async def make_agent(admin: Any, memory: bool = False) -> str:
+async def make_agent(admin: Api, memory: bool = False) -> str:
     name = f"local-{uuid.uuid4().hex[:8]}"
     data = await admin.gql(
         CREATE_AGENT,
@@ -89,15 +90,17 @@ async def make_agent(admin: Any, memory: bool = False) -> str:
     return name
 
 
-async def new_session(api: Any, agent: str) -> str:
-    return (await api.gql(CREATE_SESSION, {"agent": agent}))["createSession"]["id"]
+async def new_session(api: Api, agent: str) -> str:
+    sid: str = (await api.gql(CREATE_SESSION, {"agent": agent}))["createSession"]["id"]
+    return sid
 
 
-async def send(api: Any, session_id: str, content: str) -> dict[str, Any]:
-    return (await api.gql(SEND, {"s": session_id, "c": content}))["sendMessage"]
+async def send(api: Api, session_id: str, content: str) -> dict[str, Any]:
+    sent: dict[str, Any] = (await api.gql(SEND, {"s": session_id, "c": content}))["sendMessage"]
+    return sent
 
 
-async def messages(api: Any, session_id: str) -> list[dict[str, Any]]:
+async def messages(api: Api, session_id: str) -> list[dict[str, Any]]:
     data = await api.gql(MESSAGES, {"s": session_id})
     return [e["node"] for e in data["messages"]["edges"]]
 
@@ -113,7 +116,9 @@ def sse_events(text: str) -> list[dict[str, Any]]:
     return out
 
 
-async def test_streamed_text_reply_is_persisted_with_usage_and_cost(fake, admin, api):
+async def test_streamed_text_reply_is_persisted_with_usage_and_cost(
+    fake: FakeOpenAI, admin: Api, api: Api
+) -> None:
     session = await new_session(api, await make_agent(admin))
     fake.script(Text("Hel", "lo, ", "wor", "ld!", input_tokens=21, output_tokens=7))
 
@@ -138,7 +143,7 @@ async def test_streamed_text_reply_is_persisted_with_usage_and_cost(fake, admin,
     assert request.conversation == [("system", INSTRUCTIONS), ("user", "Say hello")]
 
 
-async def test_chat_subscription_streams_the_provider_deltas(fake, admin, api):
+async def test_chat_subscription_streams_the_provider_deltas(fake: FakeOpenAI, admin: Api, api: Api) -> None:
     session = await new_session(api, await make_agent(admin))
     fake.script(Text("One ", "two ", "three."))
 
@@ -157,7 +162,7 @@ async def test_chat_subscription_streams_the_provider_deltas(fake, admin, api):
     assert events[-1]["run"] == {"status": "COMPLETED", "reply": {"content": "One two three."}}
 
 
-async def test_second_turn_sends_the_first_turn_as_history(fake, admin, api):
+async def test_second_turn_sends_the_first_turn_as_history(fake: FakeOpenAI, admin: Api, api: Api) -> None:
     session = await new_session(api, await make_agent(admin))
     fake.script(Text("Nice to meet ", "you, Ana."), Text("Your name ", "is Ana."))
 
@@ -181,7 +186,7 @@ async def test_second_turn_sends_the_first_turn_as_history(fake, admin, api):
     ]
 
 
-async def test_memory_tool_call_through_the_provider(fake, admin, api):
+async def test_memory_tool_call_through_the_provider(fake: FakeOpenAI, admin: Api, api: Api) -> None:
     agent = await make_agent(admin, memory=True)
     session = await new_session(api, agent)
     args = {"key": "city", "value": "Lisbon", "scope": "user"}
@@ -228,7 +233,9 @@ async def test_memory_tool_call_through_the_provider(fake, admin, api):
     assert INSTRUCTIONS in system and "city" in system and "Lisbon" in system
 
 
-async def test_messages_added_elsewhere_reach_the_model_in_openai_form(fake, admin, api):
+async def test_messages_added_elsewhere_reach_the_model_in_openai_form(
+    fake: FakeOpenAI, admin: Api, api: Api
+) -> None:
     session = await new_session(api, await make_agent(admin))
     weather = {"city": "Paris"}
     recorded = [
@@ -261,7 +268,9 @@ async def test_messages_added_elsewhere_reach_the_model_in_openai_form(fake, adm
     assert sent[5]["content"] == "And tomorrow?"
 
 
-async def test_provider_http_500_fails_the_run_without_leaking(fake, admin, api):
+async def test_provider_http_500_fails_the_run_without_leaking(
+    fake: FakeOpenAI, admin: Api, api: Api
+) -> None:
     session = await new_session(api, await make_agent(admin))
     fake.script(Error(), Error(), Error())  # the OpenAI client tries 1 + 2 retries
 
@@ -293,7 +302,9 @@ async def test_provider_http_500_fails_the_run_without_leaking(fake, admin, api)
     assert [m["role"] for m in await messages(api, session)] == ["USER", "USER", "ASSISTANT"]
 
 
-async def test_stream_broken_midway_fails_the_run_and_keeps_no_partial_reply(fake, admin, api):
+async def test_stream_broken_midway_fails_the_run_and_keeps_no_partial_reply(
+    fake: FakeOpenAI, admin: Api, api: Api
+) -> None:
     session = await new_session(api, await make_agent(admin))
     fake.script(Broken("Partial ", "answ"))
 
@@ -310,7 +321,9 @@ async def test_stream_broken_midway_fails_the_run_and_keeps_no_partial_reply(fak
     assert "Partial" not in json.dumps(fake.requests[-1].messages)
 
 
-async def test_session_history_after_a_provider_run_round_trips(fake, admin, api):
+async def test_session_history_after_a_provider_run_round_trips(
+    fake: FakeOpenAI, admin: Api, api: Api
+) -> None:
     session = await new_session(api, await make_agent(admin, memory=True))
     fake.script(
         ToolCall("save_memory", {"key": "pet", "value": "cat", "scope": "session"}, call_id="call_pet"),
@@ -336,7 +349,9 @@ async def test_session_history_after_a_provider_run_round_trips(fake, admin, api
     assert (last.usage.input_tokens, last.usage.output_tokens) == (21, 7)
 
 
-async def test_provider_failure_after_a_tool_call_leaves_the_session_usable(fake, admin, api):
+async def test_provider_failure_after_a_tool_call_leaves_the_session_usable(
+    fake: FakeOpenAI, admin: Api, api: Api
+) -> None:
     session = await new_session(api, await make_agent(admin, memory=True))
     args = {"key": "city", "value": "Lisbon", "scope": "user"}
     fake.script(ToolCall("save_memory", args, call_id="call_city"), Error(), Error(), Error())
@@ -361,3 +376,44 @@ async def test_provider_failure_after_a_tool_call_leaves_the_session_usable(fake
     sent = [m for m in fake.requests[-1].messages if m["role"] != "system"]
     assert [m["role"] for m in sent] == ["user", "assistant", "tool", "user"]
     assert sent[1]["tool_calls"][0]["id"] == sent[2]["tool_call_id"] == "call_city"
+
+
+async def test_memory_approval_round_trip_through_the_provider(
+    fake: FakeOpenAI, admin: Api, api: Api
+) -> None:
+    """The provider path of a paused run: the call is sent once, the decision goes back as its result."""
+    agent = await make_agent(admin, memory=True)
+    await admin.gql(
+        'mutation($n: String!) { updateAgent(name: $n, input: {approvalRequired: ["save_memory"]}) { name } }',
+        {"n": agent},
+    )
+    session = await new_session(api, agent)
+    args = {"key": "city", "value": "Porto", "scope": "user"}
+    fake.script(ToolCall("save_memory", args, call_id="call_porto"))
+    paused = await api.gql(
+        """mutation($s: UUID!) { sendMessage(sessionId: $s, content: "I moved to Porto.") {
+             run { id status pendingApprovals { toolCallId toolName arguments } } } }""",
+        {"s": session},
+    )
+    run = paused["sendMessage"]["run"]
+    assert run["status"] == "WAITING_APPROVAL"
+    assert run["pendingApprovals"] == [
+        {"toolCallId": "call_porto", "toolName": "save_memory", "arguments": args}
+    ]
+
+    fake.script(Text("Noted: ", "I won't remember it."))
+    done = await api.gql(
+        """mutation($r: UUID!) { resolveApprovals(runId: $r, decisions: [
+             {toolCallId: "call_porto", approve: false, message: "do not store where I live"}]) {
+             status reply { content } } }""",
+        {"r": run["id"]},
+    )
+    assert done["resolveApprovals"] == {
+        "status": "COMPLETED",
+        "reply": {"content": "Noted: I won't remember it."},
+    }
+    assert (await api.gql("{ memory(scope: USER) { key } }"))["memory"] == []
+    _, second = fake.requests
+    answer = second.messages[-1]
+    assert answer["role"] == "tool" and answer["tool_call_id"] == "call_porto"
+    assert "do not store where I live" in answer["content"]

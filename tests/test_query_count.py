@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.conftest import Api, MakeApi
 from tests.helpers import add_messages, assistant, create_session, user
 
 QUERY = """
@@ -42,8 +43,20 @@ _METHODS = (
 )
 
 
+class Recording:
+    """`with Recording() as log:` the statements sent meanwhile (once `statements` patched asyncpg)."""
+
+    def __enter__(self) -> list[str]:
+        self.log: list[str] = []
+        self.token = _log.set(self.log)
+        return self.log
+
+    def __exit__(self, *exc: object) -> None:
+        _log.reset(self.token)
+
+
 @pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[Recording]]:
     """`with statements() as log:` records the SQL sent by this task and the tasks it starts."""
     for name in _METHODS:
         original = getattr(asyncpg.connection.Connection, name)
@@ -56,19 +69,10 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
         monkeypatch.setattr(asyncpg.connection.Connection, name, wrapper)
 
-    class Recording:
-        def __enter__(self) -> list[str]:
-            self.log: list[str] = []
-            self.token = _log.set(self.log)
-            return self.log
-
-        def __exit__(self, *exc: object) -> None:
-            _log.reset(self.token)
-
     yield Recording
 
 
-async def _fill(api: Any, n: int) -> None:
+async def _fill(api: Api, n: int) -> None:
     for i in range(n):
         s = await create_session(api, title=f"s{i}")
         await add_messages(api, s["id"], user(f"question {i}"), assistant(f"answer {i}"))
@@ -78,13 +82,15 @@ async def _fill(api: Any, n: int) -> None:
         )
 
 
-async def _count(api: Any, n: int, statements: Any) -> tuple[int, dict[str, Any]]:
+async def _count(api: Api, n: int, statements: type[Recording]) -> tuple[int, dict[str, Any]]:
     with statements() as log:
         data = await api.gql(QUERY, {"n": n})
     return len(log), data
 
 
-async def test_statement_count_does_not_grow_with_the_page(make_api, statements):
+async def test_statement_count_does_not_grow_with_the_page(
+    make_api: MakeApi, statements: type[Recording]
+) -> None:
     small, large = await make_api(), await make_api()
     await _fill(small, 2)
     await _fill(large, 10)
@@ -114,7 +120,7 @@ async def test_statement_count_does_not_grow_with_the_page(make_api, statements)
     assert len(queries) <= 8, "\n".join(q[:150].replace("\n", " ") for q in queries)
 
 
-async def test_history_of_many_sessions_is_batched(make_api, statements):
+async def test_history_of_many_sessions_is_batched(make_api: MakeApi, statements: type[Recording]) -> None:
     small, large = await make_api(), await make_api()
     await _fill(small, 2)
     await _fill(large, 10)

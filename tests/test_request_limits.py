@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from websockets.typing import Subprotocol
 
 from tests.conftest import Api
 from tests.servers import Server, parley_server
@@ -132,7 +133,7 @@ async def test_an_idle_keep_alive_connection_is_closed(server: Server) -> None:
 
 async def test_a_websocket_message_over_the_limit_closes_1009(server: Server, api: Api) -> None:
     async with websockets.connect(
-        server.ws_url, subprotocols=["graphql-transport-ws"], open_timeout=10, close_timeout=5
+        server.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=10, close_timeout=5
     ) as ws:
         await ws.send(
             json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {api.token}"}})

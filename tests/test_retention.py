@@ -12,27 +12,29 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
 from services import retention
 from services.database import acquire, asyncpg_dsn
 from services.settings import Settings
+from tests.conftest import Api
 
 ROOT = Path(__file__).resolve().parent.parent
 CLEANUP = "mutation($d: Int!) { cleanupSessions(inactiveDays: $d) }"
 
 
-async def sql(query: str, *args: Any) -> Any:
+async def sql(query: str, *args: Any) -> list[asyncpg.Record]:
     async with acquire() as conn:
         return await conn.fetch(query, *args)
 
 
-async def new_session(api: Any, with_data: bool = True) -> str:
-    sid = (await api.gql("mutation { createSession(input: {}) { id } }"))["createSession"]["id"]
+async def new_session(api: Api, with_data: bool = True) -> str:
+    sid: str = (await api.gql("mutation { createSession(input: {}) { id } }"))["createSession"]["id"]
     if with_data:
         await api.gql(
             """mutation($s: UUID!) { addMessages(sessionId: $s, messages: [
@@ -75,7 +77,7 @@ async def leftovers(ids: list[str]) -> dict[str, int]:
     return counts
 
 
-async def wait_for(condition: Any, within_s: float = 15.0) -> None:
+async def wait_for(condition: Callable[[], Awaitable[bool]], within_s: float = 15.0) -> None:
     """Poll ``condition()`` (async) until true; fail after ``within_s`` seconds."""
     deadline = time.monotonic() + within_s
     while not await condition():
@@ -83,7 +85,7 @@ async def wait_for(condition: Any, within_s: float = 15.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_cleanup_sessions_by_age(api, admin):
+async def test_cleanup_sessions_by_age(api: Api, admin: Api) -> None:
     oldest = await new_session(api)
     old = await new_session(api)
     mid = await new_session(api)
@@ -107,7 +109,7 @@ async def test_cleanup_sessions_by_age(api, admin):
     await age(fresh, 0)
 
 
-async def test_cleanup_sessions_is_for_admins(api, other):
+async def test_cleanup_sessions_is_for_admins(api: Api, other: Api) -> None:
     sid = await new_session(api, with_data=False)
     await age(sid, 2200)
     assert await api.code(CLEANUP, {"d": 2100}) == "FORBIDDEN"
@@ -116,12 +118,12 @@ async def test_cleanup_sessions_is_for_admins(api, other):
     await age(sid, 0)
 
 
-async def test_cleanup_rejects_bad_days(admin):
+async def test_cleanup_rejects_bad_days(admin: Api) -> None:
     for days in (0, -5, 36501):
         assert await admin.code(CLEANUP, {"d": days}) == "BAD_USER_INPUT"
 
 
-async def test_cleanup_in_batches(api):
+async def test_cleanup_in_batches(api: Api) -> None:
     ids = [await new_session(api) for _ in range(5)]
     for sid in ids:
         await age(sid, 2300)
@@ -130,7 +132,7 @@ async def test_cleanup_in_batches(api):
     assert await leftovers(ids) == {"messages": 0, "runs": 0, "memory_entries": 0}
 
 
-async def test_cleanup_batches_are_bounded_by_messages(api, monkeypatch):
+async def test_cleanup_batches_are_bounded_by_messages(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     ids = [await new_session(api) for _ in range(4)]  # 2 messages each
     for sid in ids:
         await age(sid, 2320)
@@ -148,7 +150,7 @@ async def test_cleanup_batches_are_bounded_by_messages(api, monkeypatch):
     assert await leftovers(ids) == {"messages": 0, "runs": 0, "memory_entries": 0}
 
 
-async def test_cleanup_keeps_a_session_with_a_running_reply(api):
+async def test_cleanup_keeps_a_session_with_a_running_reply(api: Api) -> None:
     busy = await new_session(api, with_data=False)
     idle = await new_session(api, with_data=False)
     await age(busy, 2400)
@@ -167,7 +169,7 @@ async def test_cleanup_keeps_a_session_with_a_running_reply(api):
     assert await existing([busy]) == set()
 
 
-async def test_cli_cleanup(api, database_url):
+async def test_cli_cleanup(api: Api, database_url: str) -> None:
     ids = [await new_session(api) for _ in range(3)]
     keep = await new_session(api, with_data=False)
     for sid in ids:
@@ -207,7 +209,7 @@ async def test_cli_cleanup(api, database_url):
     await age(keep, 0)
 
 
-async def test_background_task_deletes_periodically(api, database_url):
+async def test_background_task_deletes_periodically(api: Api, database_url: str) -> None:
     first = await new_session(api)
     await age(first, 4000)
     settings = Settings(database_url=database_url, retention_days=3900, retention_interval_s=0.05)
@@ -224,7 +226,7 @@ async def test_background_task_deletes_periodically(api, database_url):
     assert await leftovers([first, second]) == {"messages": 0, "runs": 0, "memory_entries": 0}
 
 
-async def test_background_task_runs_once_per_group(api, database_url):
+async def test_background_task_runs_once_per_group(api: Api, database_url: str) -> None:
     """While another process holds the retention lock, this one skips its sweeps."""
     sid = await new_session(api)
     await age(sid, 4100)
@@ -257,7 +259,7 @@ async def retention_lock_holders() -> int:
     return int(rows[0]["n"])
 
 
-async def test_the_lock_is_held_only_during_a_sweep(api, database_url):
+async def test_the_lock_is_held_only_during_a_sweep(api: Api, database_url: str) -> None:
     sid = await new_session(api)
     await age(sid, 4300)
     settings = Settings(database_url=database_url, retention_days=4250, retention_interval_s=3600)
@@ -270,7 +272,7 @@ async def test_the_lock_is_held_only_during_a_sweep(api, database_url):
     assert await retention_lock_holders() == 0
 
 
-async def test_two_background_tasks_share_the_work(api, database_url):
+async def test_two_background_tasks_share_the_work(api: Api, database_url: str) -> None:
     ids = [await new_session(api) for _ in range(4)]
     for sid in ids:
         await age(sid, 4200)
@@ -284,7 +286,7 @@ async def test_two_background_tasks_share_the_work(api, database_url):
         assert one.failures == two.failures == 0
 
 
-async def test_background_task_off_without_retention_days(database_url):
+async def test_background_task_off_without_retention_days(database_url: str) -> None:
     async with background(Settings(database_url=database_url, retention_days=None)) as sweeper:
         assert not [t for t in asyncio.all_tasks() if t.get_name() == "parley-retention"]
     assert sweeper.sweeps == sweeper.skipped == 0

@@ -5,20 +5,24 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.messages import (
+    ModelMessage,
     ModelMessagesTypeAdapter,
     ModelRequest,
     ModelResponse,
     ToolCallPart,
     ToolReturnPart,
 )
+from pydantic_ai.models.function import AgentInfo
 
 from services.database import acquire
-from tests.scripted import Recorder, call, last_user_text, register, tool_returns
+from tests.conftest import Api
+from tests.scripted import Recorder, StreamFn, call, last_user_text, register, tool_returns
 
 SEND = """mutation($s: UUID!, $c: String!, $k: String) {
   sendMessage(sessionId: $s, content: $c, idempotencyKey: $k) {
@@ -32,7 +36,10 @@ SEND = """mutation($s: UUID!, $c: String!, $k: String) {
 HISTORY = "query($s: UUID!) { session(id: $s) { history messageCount activeRun { id } } }"
 
 
-async def make_agent(admin: Any, stream_fn: Any, recorder: Recorder | None = None, **options: Any) -> str:
+async def make_agent(
+    admin: Api, stream_fn: StreamFn, recorder: Recorder | None = None, **options: Any
+) -> str:
+    assert admin.runtime is not None
     model = register(admin.runtime.models, stream_fn, recorder)
     name = f"a-{uuid.uuid4().hex[:8]}"
     fields = {"name": name, "model": model, **options}
@@ -40,28 +47,30 @@ async def make_agent(admin: Any, stream_fn: Any, recorder: Recorder | None = Non
     return name
 
 
-async def new_session(api: Any, agent: str | None = None) -> str:
+async def new_session(api: Api, agent: str | None = None) -> str:
     data = await api.gql(
         "mutation($i: CreateSessionInput!) { createSession(input: $i) { id } }", {"i": {"agentName": agent}}
     )
-    return data["createSession"]["id"]
+    sid: str = data["createSession"]["id"]
+    return sid
 
 
-async def send(api: Any, session: str, content: str, key: str | None = None) -> dict[str, Any]:
-    return (await api.gql(SEND, {"s": session, "c": content, "k": key}))["sendMessage"]
+async def send(api: Api, session: str, content: str, key: str | None = None) -> dict[str, Any]:
+    sent: dict[str, Any] = (await api.gql(SEND, {"s": session, "c": content, "k": key}))["sendMessage"]
+    return sent
 
 
-def dump(messages: Any) -> Any:
+def dump(messages: list[ModelMessage]) -> Any:
     return ModelMessagesTypeAdapter.dump_python(messages, mode="json")
 
 
-async def echo_upper(messages: Any, info: Any) -> Any:
+async def echo_upper(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
     words = last_user_text(messages).upper().split(" ")
     for i, word in enumerate(words):
         yield word if i == 0 else " " + word
 
 
-async def test_text_turn_persists_reply_usage_and_run(api, admin):
+async def test_text_turn_persists_reply_usage_and_run(api: Api, admin: Api) -> None:
     agent = await make_agent(admin, echo_upper)
     session = await new_session(api, agent)
     result = await send(api, session, "hello brave new world")
@@ -79,8 +88,8 @@ async def test_text_turn_persists_reply_usage_and_run(api, admin):
     assert fetched["run"] == {"status": "COMPLETED", "reply": {"content": "HELLO BRAVE NEW WORLD"}}
 
 
-def tool_then_text(text: str) -> Any:
-    async def stream(messages: Any, info: Any) -> Any:
+def tool_then_text(text: str) -> StreamFn:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
         if not tool_returns(messages):
             yield call(
                 "save_memory",
@@ -94,7 +103,7 @@ def tool_then_text(text: str) -> Any:
     return stream
 
 
-async def test_history_is_json_identical_to_what_the_agent_produced(api, admin):
+async def test_history_is_json_identical_to_what_the_agent_produced(api: Api, admin: Api) -> None:
     recorder = Recorder()
     agent = await make_agent(admin, tool_then_text("noted"), recorder)
     session = await new_session(api, agent)
@@ -119,7 +128,7 @@ async def test_history_is_json_identical_to_what_the_agent_produced(api, admin):
     assert len(history_2) == 8
 
 
-async def test_added_messages_reach_the_model(api, admin):
+async def test_added_messages_reach_the_model(api: Api, admin: Api) -> None:
     recorder = Recorder()
     agent = await make_agent(admin, echo_upper, recorder, memoryEnabled=False)
     session = await new_session(api, agent)
@@ -151,7 +160,7 @@ async def test_added_messages_reach_the_model(api, admin):
     assert last_user_text(seen) == "thanks"
 
 
-async def test_window_keeps_limit_and_never_splits_a_tool_call_from_its_return(api, admin):
+async def test_window_keeps_limit_and_never_splits_a_tool_call_from_its_return(api: Api, admin: Api) -> None:
     recorder = Recorder()
     agent = await make_agent(admin, tool_then_text("ok"), recorder, historyLimit=5)
     session = await new_session(api, agent)
@@ -173,8 +182,8 @@ async def test_window_keeps_limit_and_never_splits_a_tool_call_from_its_return(a
     )
 
 
-def memory_script(scope: str) -> Any:
-    async def stream(messages: Any, info: Any) -> Any:
+def memory_script(scope: str) -> StreamFn:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
         text = last_user_text(messages)
         if text.startswith("remember") and not tool_returns(messages):
             yield call("save_memory", f'{{"key": "color", "value": "teal", "scope": "{scope}"}}', "m1")
@@ -186,7 +195,7 @@ def memory_script(scope: str) -> Any:
     return stream
 
 
-async def test_user_memory_reaches_the_model_in_another_session(api, admin):
+async def test_user_memory_reaches_the_model_in_another_session(api: Api, admin: Api) -> None:
     recorder = Recorder()
     agent = await make_agent(admin, memory_script("user"), recorder)
     first = await new_session(api, agent)
@@ -196,19 +205,21 @@ async def test_user_memory_reaches_the_model_in_another_session(api, admin):
 
     second = await new_session(api, agent)
     await send(api, second, "what is my color?")
-    assert "color" in recorder.instructions[-1] and "teal" in recorder.instructions[-1]
+    instructions = recorder.instructions[-1]
+    assert instructions is not None and "color" in instructions and "teal" in instructions
 
     await send(api, second, "forget my color")
     assert (await api.gql("{ memory(scope: USER) { key } }"))["memory"] == []
 
 
-async def test_session_memory_stays_in_its_session(api, admin):
+async def test_session_memory_stays_in_its_session(api: Api, admin: Api) -> None:
     recorder = Recorder()
     agent = await make_agent(admin, memory_script("session"), recorder)
     first = await new_session(api, agent)
     await send(api, first, "remember my color")
     await send(api, first, "what is it?")
-    assert "teal" in recorder.instructions[-1]
+    instructions = recorder.instructions[-1]
+    assert instructions is not None and "teal" in instructions
     data = await api.gql(
         "query($s: UUID!) { session(id: $s) { memory { key value scope sessionId } } }", {"s": first}
     )
@@ -218,13 +229,14 @@ async def test_session_memory_stays_in_its_session(api, admin):
 
     second = await new_session(api, agent)
     await send(api, second, "what is my color?")
-    assert "teal" not in recorder.instructions[-1]
+    instructions = recorder.instructions[-1]
+    assert instructions is not None and "teal" not in instructions
 
 
-async def test_provider_error_fails_the_run_and_the_next_turn_works(api, admin):
+async def test_provider_error_fails_the_run_and_the_next_turn_works(api: Api, admin: Api) -> None:
     state = {"fail": True}
 
-    async def stream(messages: Any, info: Any) -> Any:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
         if state["fail"]:
             yield "partial "
             raise ModelHTTPError(500, "m", body={"error": "upstream key sk-secret-123 broke"})
@@ -249,8 +261,8 @@ async def test_provider_error_fails_the_run_and_the_next_turn_works(api, admin):
     assert again["userMessage"]["sequence"] == 2
 
 
-async def test_unexpected_model_crash_is_masked(api, admin):
-    async def stream(messages: Any, info: Any) -> Any:
+async def test_unexpected_model_crash_is_masked(api: Api, admin: Api) -> None:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
         raise RuntimeError("password=hunter2 at /srv/secret.py line 3")
         yield ""
 
@@ -262,7 +274,7 @@ async def test_unexpected_model_crash_is_masked(api, admin):
     assert run["status"] == "FAILED" and run["error"]["code"] == "INTERNAL_SERVER_ERROR"
 
 
-async def test_idempotency_key_returns_the_first_run(api, admin):
+async def test_idempotency_key_returns_the_first_run(api: Api, admin: Api) -> None:
     agent = await make_agent(admin, echo_upper)
     session = await new_session(api, agent)
     first = await send(api, session, "once only", key="k-1")
@@ -282,14 +294,14 @@ class Gate:
         self.release = asyncio.Event()
         self.before = before
 
-    async def stream(self, messages: Any, info: Any) -> Any:
+    async def stream(self, messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
         yield self.before
         self.entered.set()
         await self.release.wait()
         yield "end"
 
 
-async def test_busy_session_refuses_a_second_turn_and_shows_the_active_run(api, admin):
+async def test_busy_session_refuses_a_second_turn_and_shows_the_active_run(api: Api, admin: Api) -> None:
     gate = Gate()
     agent = await make_agent(admin, gate.stream)
     session = await new_session(api, agent)
@@ -308,7 +320,7 @@ async def test_busy_session_refuses_a_second_turn_and_shows_the_active_run(api, 
     assert (await api.gql(HISTORY, {"s": session}))["session"]["activeRun"] is None
 
 
-async def test_concurrent_attempts_keep_sequences_gap_free(api, admin):
+async def test_concurrent_attempts_keep_sequences_gap_free(api: Api, admin: Api) -> None:
     agent = await make_agent(admin, echo_upper)
     session = await new_session(api, agent)
     responses = await asyncio.gather(
@@ -328,7 +340,7 @@ async def test_concurrent_attempts_keep_sequences_gap_free(api, admin):
     assert len(sequences) == 2 * outcomes.count("ok")
 
 
-async def test_cancel_keeps_the_partial_text_as_the_reply(api, admin):
+async def test_cancel_keeps_the_partial_text_as_the_reply(api: Api, admin: Api) -> None:
     gate = Gate("half a thought")
     agent = await make_agent(admin, gate.stream)
     session = await new_session(api, agent)
@@ -351,7 +363,9 @@ async def test_cancel_keeps_the_partial_text_as_the_reply(api, admin):
     assert nxt["run"]["status"] == "COMPLETED"
 
 
-async def test_a_run_left_by_a_dead_process_is_interrupted_when_the_session_is_next_used(api, admin):
+async def test_a_run_left_by_a_dead_process_is_interrupted_when_the_session_is_next_used(
+    api: Api, admin: Api
+) -> None:
     agent = await make_agent(admin, echo_upper)
     session = await new_session(api, agent)
     dead_run = uuid.uuid4()
@@ -370,18 +384,20 @@ async def test_a_run_left_by_a_dead_process_is_interrupted_when_the_session_is_n
 
 
 @pytest.mark.parametrize("content", ["", "   "])
-async def test_empty_content_is_rejected(api, content):
+async def test_empty_content_is_rejected(api: Api, content: str) -> None:
     session = await new_session(api)
     assert await api.code(SEND, {"s": session, "c": content, "k": None}) == "BAD_USER_INPUT"
 
 
-async def test_default_agent_echoes(api):
+async def test_default_agent_echoes(api: Api) -> None:
     session = await new_session(api)
     result = await send(api, session, "ping pong")
     assert result["reply"]["content"] == "ping pong" and result["run"]["model"] == "echo"
 
 
-async def test_an_unanswered_tool_call_recorded_elsewhere_does_not_block_the_session(api, admin):
+async def test_an_unanswered_tool_call_recorded_elsewhere_does_not_block_the_session(
+    api: Api, admin: Api
+) -> None:
     recorder = Recorder()
     agent = await make_agent(admin, echo_upper, recorder, memoryEnabled=False)
     session = await new_session(api, agent)
@@ -407,8 +423,8 @@ async def test_an_unanswered_tool_call_recorded_elsewhere_does_not_block_the_ses
     assert [r.tool_call_id for r in returns] == ["b1"]  # closed out for the model
 
 
-async def test_a_run_failing_after_a_tool_call_keeps_the_call_but_has_no_reply(api, admin):
-    async def stream(messages: Any, info: Any) -> Any:
+async def test_a_run_failing_after_a_tool_call_keeps_the_call_but_has_no_reply(api: Api, admin: Api) -> None:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
         if not tool_returns(messages):
             yield call("save_memory", '{"key": "k", "value": 1}', "c1")
         else:

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import Api
+
 SEARCH = """query($q: String!, $first: Int, $s: UUID) {
   searchMessages(query: $q, first: $first, sessionId: $s) {
     rank snippet
@@ -15,30 +17,33 @@ SEARCH = """query($q: String!, $first: Int, $s: UUID) {
 }"""
 
 
-async def new_session(api: Any, title: str) -> str:
+async def new_session(api: Api, title: str) -> str:
     data = await api.gql("mutation($t: String) { createSession(input: {title: $t}) { id } }", {"t": title})
-    return data["createSession"]["id"]
+    sid: str = data["createSession"]["id"]
+    return sid
 
 
-async def add(api: Any, session_id: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def add(api: Api, session_id: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     data = await api.gql(
         """mutation($s: UUID!, $m: [MessageInput!]!) {
              addMessages(sessionId: $s, messages: $m) { id sequence }
            }""",
         {"s": session_id, "m": messages},
     )
-    return data["addMessages"]
+    added: list[dict[str, Any]] = data["addMessages"]
+    return added
 
 
-async def search(api: Any, query: str, first: int | None = None, session: str | None = None) -> list[Any]:
+async def search(api: Api, query: str, first: int | None = None, session: str | None = None) -> list[Any]:
     variables: dict[str, Any] = {"q": query, "s": session}
     if first is not None:
         variables["first"] = first
-    return (await api.gql(SEARCH, variables))["searchMessages"]
+    hits: list[Any] = (await api.gql(SEARCH, variables))["searchMessages"]
+    return hits
 
 
 @pytest.fixture
-async def corpus(api, other):
+async def corpus(api: Api, other: Api) -> dict[str, Any]:
     """Two sessions of `api` about foxes and cooking, and one of `other` with a fox too."""
     zoo = await new_session(api, "Zoo")
     zoo_rows = await add(
@@ -75,7 +80,7 @@ async def corpus(api, other):
     }
 
 
-async def test_ranked_hits_with_snippets(api, corpus):
+async def test_ranked_hits_with_snippets(api: Api, corpus: dict[str, Any]) -> None:
     ids = corpus["ids"]
     hits = await search(api, "fox")
     # Markup is not searchable text (PostgreSQL's parser drops tags): the <script> message is no hit.
@@ -94,7 +99,7 @@ async def test_ranked_hits_with_snippets(api, corpus):
     assert "<b>fox</b>" in by_id[ids["quick"]]["snippet"]
 
 
-async def test_snippet_is_escaped_html(api, corpus):
+async def test_snippet_is_escaped_html(api: Api, corpus: dict[str, Any]) -> None:
     hits = await search(api, "friends")
     assert [h["message"]["id"] for h in hits] == [corpus["ids"]["script"]]
     snippet = hits[0]["snippet"]
@@ -102,7 +107,7 @@ async def test_snippet_is_escaped_html(api, corpus):
     assert hits[0]["message"]["content"] == "<script>alert('fox')</script> & friends"
 
 
-async def test_web_search_syntax(api, corpus):
+async def test_web_search_syntax(api: Api, corpus: dict[str, Any]) -> None:
     ids = corpus["ids"]
     assert [h["message"]["id"] for h in await search(api, '"quick brown"')] == [ids["quick"]]
     assert {h["message"]["id"] for h in await search(api, "fox -dog")} == {ids["boil"]}
@@ -114,14 +119,14 @@ async def test_web_search_syntax(api, corpus):
 @pytest.mark.parametrize(
     "query", ['"unclosed ( OR -', ":*&|!", "fox & | !", "((()))", "'", "-", "the and of", "   ", ""]
 )
-async def test_bad_syntax_or_blank_is_not_an_error(api, corpus, query):
+async def test_bad_syntax_or_blank_is_not_an_error(api: Api, corpus: dict[str, Any], query: str) -> None:
     hits = await search(api, query)
     assert isinstance(hits, list)
     if not query.strip() or query in {":*&|!", "((()))", "'", "-", "the and of"}:
         assert hits == []
 
 
-async def test_never_another_users_messages(api, other, corpus):
+async def test_never_another_users_messages(api: Api, other: Api, corpus: dict[str, Any]) -> None:
     assert all("secret" not in h["message"]["content"] for h in await search(api, "fox", first=100))
     assert await search(api, "hunter2") == []
     mine = await search(other, "fox")
@@ -129,7 +134,7 @@ async def test_never_another_users_messages(api, other, corpus):
     assert mine[0]["snippet"] == "my secret <b>fox</b> password is hunter2"
 
 
-async def test_session_filter(api, other, corpus):
+async def test_session_filter(api: Api, other: Api, corpus: dict[str, Any]) -> None:
     hits = await search(api, "fox", session=corpus["kitchen"])
     assert [h["message"]["id"] for h in hits] == [corpus["ids"]["boil"]]
     assert await api.code(SEARCH, {"q": "fox", "s": corpus["secret"]}) == "NOT_FOUND"
@@ -137,7 +142,7 @@ async def test_session_filter(api, other, corpus):
     assert await api.code(SEARCH, {"q": "fox", "s": "00000000-0000-0000-0000-000000000000"}) == "NOT_FOUND"
 
 
-async def test_first(api, corpus):
+async def test_first(api: Api, corpus: dict[str, Any]) -> None:
     assert len(await search(api, "fox", first=2)) == 2
     top = await search(api, "fox", first=1)
     assert [h["message"]["id"] for h in top] == [corpus["ids"]["foxes"]]
@@ -147,11 +152,11 @@ async def test_first(api, corpus):
     assert await api.code(SEARCH, {"q": "fox", "first": -1}) == "BAD_USER_INPUT"
 
 
-async def test_query_too_long(api, corpus):
+async def test_query_too_long(api: Api, corpus: dict[str, Any]) -> None:
     assert await api.code(SEARCH, {"q": "fox " * 300}) == "BAD_USER_INPUT"
 
 
-async def test_deleted_and_cleared_messages_are_not_found(api, corpus):
+async def test_deleted_and_cleared_messages_are_not_found(api: Api, corpus: dict[str, Any]) -> None:
     await api.gql("mutation($id: UUID!) { clearSessionHistory(id: $id) { id } }", {"id": corpus["kitchen"]})
     assert {h["session"]["id"] for h in await search(api, "fox")} == {corpus["zoo"]}
     await api.gql("mutation($id: UUID!) { deleteSession(id: $id) }", {"id": corpus["zoo"]})

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
+import asyncpg
+
+from tests.conftest import Api
 from tests.helpers import (
     SESSION_FIELDS,
     add_messages,
     assistant,
     create_session,
+    find_session,
     get_session,
     user,
 )
@@ -35,12 +40,12 @@ mutation($id: UUID!, $set: JSON, $unset: [String!], $v: Int) {
 """
 
 
-async def list_ids(api, **variables) -> list[str]:
+async def list_ids(api: Api, **variables: Any) -> list[str]:
     data = await api.gql(LIST, variables)
     return [e["node"]["id"] for e in data["sessions"]["edges"]]
 
 
-async def test_create_session_uses_default_agent(api):
+async def test_create_session_uses_default_agent(api: Api) -> None:
     s = await create_session(api)
     assert s["agent"]["name"] == "assistant"
     assert s["state"] == {} and s["metadata"] == {} and s["stateVersion"] == 0
@@ -48,7 +53,7 @@ async def test_create_session_uses_default_agent(api):
     uuid.UUID(s["id"])
 
 
-async def test_create_session_with_fields_and_agent(api, admin):
+async def test_create_session_with_fields_and_agent(api: Api, admin: Api) -> None:
     name = f"helper-{uuid.uuid4().hex[:6]}"
     await admin.gql(
         'mutation($n: String!) { createAgent(input: {name: $n, model: "echo"}) { name } }', {"n": name}
@@ -70,14 +75,14 @@ async def test_create_session_with_fields_and_agent(api, admin):
     )
 
 
-async def test_create_session_unknown_agent_is_not_found(api):
+async def test_create_session_unknown_agent_is_not_found(api: Api) -> None:
     code = await api.code(
         'mutation { createSession(input: {agentName: "no-such-agent"}) { id } }',
     )
     assert code == "NOT_FOUND"
 
 
-async def test_duplicate_external_id_is_conflict(api, other):
+async def test_duplicate_external_id_is_conflict(api: Api, other: Api) -> None:
     await create_session(api, externalId="dup")
     assert (
         await api.code(
@@ -89,7 +94,7 @@ async def test_duplicate_external_id_is_conflict(api, other):
     await create_session(other, externalId="dup")
 
 
-async def test_state_and_metadata_must_be_objects(api):
+async def test_state_and_metadata_must_be_objects(api: Api) -> None:
     for field in ("state", "metadata"):
         assert (
             await api.code(
@@ -99,7 +104,7 @@ async def test_state_and_metadata_must_be_objects(api):
         )
 
 
-async def test_session_by_id_and_external_id(api):
+async def test_session_by_id_and_external_id(api: Api) -> None:
     s = await create_session(api, externalId="find-me")
     by_id = await get_session(api, s["id"])
     assert by_id == s
@@ -108,10 +113,10 @@ async def test_session_by_id_and_external_id(api):
     )
     assert data["session"] == s
     assert (await api.gql('{ session(externalId: "nope") { id } }'))["session"] is None
-    assert await get_session(api, str(uuid.uuid4())) is None
+    assert await find_session(api, str(uuid.uuid4())) is None
 
 
-async def test_sessions_pagination_most_recent_activity_first(api):
+async def test_sessions_pagination_most_recent_activity_first(api: Api) -> None:
     made = [await create_session(api, title=f"s{i}") for i in range(5)]
     ids = [s["id"] for s in made]
     # New activity moves a session to the front.
@@ -140,13 +145,13 @@ async def test_sessions_pagination_most_recent_activity_first(api):
     assert data["pageInfo"]["hasNextPage"] is False and len(data["edges"]) == 5
 
 
-async def test_sessions_bad_cursor_and_page_size(api):
+async def test_sessions_bad_cursor_and_page_size(api: Api) -> None:
     assert await api.code(LIST, {"after": "not-a-cursor"}) == "BAD_USER_INPUT"
     assert await api.code(LIST, {"first": 101}) == "BAD_USER_INPUT"
     assert await api.code(LIST, {"first": -1}) == "BAD_USER_INPUT"
 
 
-async def test_sessions_filter(api, admin):
+async def test_sessions_filter(api: Api, admin: Api) -> None:
     agent = f"filter-{uuid.uuid4().hex[:6]}"
     await admin.gql(
         'mutation($n: String!) { createAgent(input: {name: $n, model: "echo"}) { name } }', {"n": agent}
@@ -180,14 +185,14 @@ async def test_sessions_filter(api, admin):
     assert data["totalCount"] == 1 and data["edges"][0]["node"]["id"] == a["id"]
 
 
-async def test_get_or_create_is_idempotent(api):
+async def test_get_or_create_is_idempotent(api: Api) -> None:
     first = (await api.gql(GET_OR_CREATE, {"ext": "chat-42"}))["getOrCreateSession"]
     again = (await api.gql(GET_OR_CREATE, {"ext": "chat-42"}))["getOrCreateSession"]
     assert first == again and first["externalId"] == "chat-42" and first["agent"]["name"] == "assistant"
     assert await api.code(GET_OR_CREATE, {"ext": "other", "agent": "no-such-agent"}) == "NOT_FOUND"
 
 
-async def test_get_or_create_concurrent_calls_make_one_session(api):
+async def test_get_or_create_concurrent_calls_make_one_session(api: Api) -> None:
     results = await asyncio.gather(*(api.gql(GET_OR_CREATE, {"ext": "race"}) for _ in range(20)))
     ids = {r["getOrCreateSession"]["id"] for r in results}
     assert len(ids) == 1
@@ -195,7 +200,7 @@ async def test_get_or_create_concurrent_calls_make_one_session(api):
     assert data["totalCount"] == 1 and data["edges"][0]["node"]["id"] == ids.pop()
 
 
-async def test_update_session(api):
+async def test_update_session(api: Api) -> None:
     s = await create_session(api, title="old", metadata={"a": 1})
     data = await api.gql(
         """mutation($id: UUID!) { updateSession(id: $id, input: {title: "new", metadata: {b: 2}, isActive: false})
@@ -217,7 +222,7 @@ async def test_update_session(api):
     assert data["updateSession"] == {"title": "new", "metadata": {"b": 2}, "isActive": True}
 
 
-async def test_update_session_keeps_message_counters(api):
+async def test_update_session_keeps_message_counters(api: Api) -> None:
     s = await create_session(api)
     await add_messages(api, s["id"], user("one"))
     await api.gql(
@@ -228,12 +233,13 @@ async def test_update_session_keeps_message_counters(api):
     assert (await get_session(api, s["id"]))["messageCount"] == 2
 
 
-async def test_update_session_state(api):
+async def test_update_session_state(api: Api) -> None:
     s = await create_session(api, state={"keep": True})
     sid = s["id"]
 
-    async def update(**kw):
-        return (await api.gql(UPDATE_STATE, {"id": sid, **kw}))["updateSessionState"]
+    async def update(**kw: Any) -> dict[str, Any]:
+        found: dict[str, Any] = (await api.gql(UPDATE_STATE, {"id": sid, **kw}))["updateSessionState"]
+        return found
 
     assert await update(set={"a": 1, "b": {"x": 1}}) == {
         "state": {"keep": True, "a": 1, "b": {"x": 1}},
@@ -255,7 +261,7 @@ async def test_update_session_state(api):
     assert after["state"] == {"keep": True, "b": {"y": 2}, "c": 3} and after["stateVersion"] == 4
 
 
-async def test_update_state_concurrent_calls_each_bump_version(api):
+async def test_update_state_concurrent_calls_each_bump_version(api: Api) -> None:
     s = await create_session(api)
     await asyncio.gather(*(api.gql(UPDATE_STATE, {"id": s["id"], "set": {f"k{i}": i}}) for i in range(10)))
     after = await get_session(api, s["id"])
@@ -263,7 +269,7 @@ async def test_update_state_concurrent_calls_each_bump_version(api):
     assert after["state"] == {f"k{i}": i for i in range(10)}
 
 
-async def test_clear_session_history(api):
+async def test_clear_session_history(api: Api) -> None:
     s = await create_session(api, state={"x": 1})
     sid = s["id"]
     await add_messages(api, sid, user("one"), assistant("two"), user("three"))
@@ -288,7 +294,7 @@ async def test_clear_session_history(api):
     assert (await get_session(api, sid))["messageCount"] == 1
 
 
-async def test_delete_session(api, sql):
+async def test_delete_session(api: Api, sql: asyncpg.Connection) -> None:
     s = await create_session(api)
     sid = s["id"]
     await add_messages(api, sid, user("hello"), assistant("hi"))
@@ -301,7 +307,7 @@ async def test_delete_session(api, sql):
     assert (await api.gql("mutation($id: UUID!) { deleteSession(id: $id) }", {"id": sid})) == {
         "deleteSession": True
     }
-    assert await get_session(api, sid) is None
+    assert await find_session(api, sid) is None
     assert await api.code("mutation($id: UUID!) { deleteSession(id: $id) }", {"id": sid}) == "NOT_FOUND"
     assert (
         await api.code("query($id: UUID!) { messages(sessionId: $id) { totalCount } }", {"id": sid})
@@ -315,7 +321,7 @@ async def test_delete_session(api, sql):
     assert (await api.gql("{ memory { key } }"))["memory"] == [{"key": "u"}]
 
 
-async def test_title_from_first_user_message(api):
+async def test_title_from_first_user_message(api: Api) -> None:
     s = await create_session(api)
     await add_messages(api, s["id"], assistant("Hello! How can I help?"))
     assert (await get_session(api, s["id"]))["title"] is None
@@ -329,7 +335,7 @@ async def test_title_from_first_user_message(api):
     assert (await get_session(api, s["id"]))["title"] == title
 
 
-async def test_title_cut_at_word_boundary_edge_cases(api):
+async def test_title_cut_at_word_boundary_edge_cases(api: Api) -> None:
     cases = {
         # the 61st character is a space: the first 60 characters are whole words
         ("x" * 55 + " abcd efgh"): "x" * 55 + " abcd",
@@ -346,7 +352,7 @@ async def test_title_cut_at_word_boundary_edge_cases(api):
         assert len(title) <= 60
 
 
-async def test_explicit_title_is_kept(api):
+async def test_explicit_title_is_kept(api: Api) -> None:
     s = await create_session(api, title="Mine")
     await add_messages(api, s["id"], user("A question"))
     assert (await get_session(api, s["id"]))["title"] == "Mine"

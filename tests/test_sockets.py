@@ -6,10 +6,13 @@ import asyncio
 import json
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
+import httpx
 import pytest
 import websockets
+from starlette.applications import Starlette
+from websockets.asyncio.client import ClientConnection
+from websockets.typing import Subprotocol
 
 from tests.conftest import Api
 from tests.servers import Server, parley_server
@@ -24,7 +27,7 @@ MAX_CONNECTIONS = 3
 
 @pytest.fixture(scope="module")
 def pair(
-    database_url: str, app: Any, tmp_path_factory: pytest.TempPathFactory
+    database_url: str, app: Starlette, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Server, Server]]:
     tmp = tmp_path_factory.mktemp("sockets")
     limit = str(MAX_CONNECTIONS)
@@ -50,7 +53,7 @@ async def new_agent(admin: Api, model: str) -> str:
     return name
 
 
-async def error_of(ws: GraphQLWS, op: str) -> Any:
+async def error_of(ws: GraphQLWS, op: str) -> SubscriptionError:
     with pytest.raises(SubscriptionError) as failed:
         async for _ in ws.events(op):
             pass
@@ -74,7 +77,7 @@ async def test_every_error_on_a_socket_has_a_code(pair: tuple[Server, Server], a
         assert (await error_of(ws, malformed)).code == "BAD_USER_INPUT"
 
 
-async def _close_code(ws: Any) -> int | None:
+async def _close_code(ws: ClientConnection) -> int | None:
     try:
         while True:
             await asyncio.wait_for(ws.recv(), 15)
@@ -82,8 +85,10 @@ async def _close_code(ws: Any) -> int | None:
         return closed.rcvd.code if closed.rcvd is not None else None
 
 
-async def _raw_connect(server: Server, token: str) -> Any:
-    ws = await websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"], open_timeout=10)
+async def _raw_connect(server: Server, token: str) -> ClientConnection:
+    ws = await websockets.connect(
+        server.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=10
+    )
     await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
     return ws
 
@@ -152,7 +157,7 @@ async def test_deleting_a_session_ends_its_subscriptions_on_every_process(
 
 
 async def test_revoke_and_delete_close_the_users_sockets_everywhere(
-    pair: tuple[Server, Server], database_url: str, client: Any
+    pair: tuple[Server, Server], database_url: str, client: httpx.AsyncClient
 ) -> None:
     a, b = pair
     name = f"gone-{uuid.uuid4().hex[:8]}"
@@ -166,7 +171,7 @@ async def test_revoke_and_delete_close_the_users_sockets_everywhere(
         assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
     revoked = await parley(database_url, "user", "revoke", name)
     assert revoked.code == 0, revoked.stderr
-    assert await asyncio.gather(_close_code(on_a), _close_code(on_b)) == [4403, 4403]
+    assert list(await asyncio.gather(_close_code(on_a), _close_code(on_b))) == [4403, 4403]
     resp = await api.post("{ viewer { name } }")
     assert resp.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 

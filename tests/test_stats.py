@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import contextvars
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
+from pydantic_ai.messages import ModelMessage
+from pydantic_ai.models.function import AgentInfo
 
 from services.database import acquire
+from tests.conftest import Api, MakeApi
 
 STATS_FIELDS = """
     messageCount userMessages assistantMessages toolCalls errors
@@ -22,26 +26,28 @@ USAGE_FIELDS = """
 """
 
 
-async def sql(query: str, *args: Any) -> Any:
+async def sql(query: str, *args: Any) -> list[asyncpg.Record]:
     async with acquire() as conn:
         return await conn.fetch(query, *args)
 
 
-async def new_session(api: Any, agent_name: str | None = None) -> str:
+async def new_session(api: Api, agent_name: str | None = None) -> str:
     data = await api.gql(
         "mutation($a: String) { createSession(input: {agentName: $a}) { id } }", {"a": agent_name}
     )
-    return data["createSession"]["id"]
+    sid: str = data["createSession"]["id"]
+    return sid
 
 
-async def add(api: Any, session_id: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def add(api: Api, session_id: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     data = await api.gql(
         """mutation($s: UUID!, $m: [MessageInput!]!) {
              addMessages(sessionId: $s, messages: $m) { id sequence role createdAt }
            }""",
         {"s": session_id, "m": messages},
     )
-    return data["addMessages"]
+    added: list[dict[str, Any]] = data["addMessages"]
+    return added
 
 
 async def set_usage(message_id: str, input_tokens: int, output_tokens: int, cost: float) -> None:
@@ -125,7 +131,7 @@ TOOL_TURN: list[dict[str, Any]] = [
 ]
 
 
-async def scripted_session(api: Any, agent_name: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+async def scripted_session(api: Api, agent_name: str | None = None) -> tuple[str, list[dict[str, Any]]]:
     """Nine messages (1 system, 2 user, 3 assistant with 3 tool calls, 3 tool), usage on the
     assistant rows, and runs: two completed (1.5 s and 0.5 s), one failed, one cancelled."""
     sid = await new_session(api, agent_name)
@@ -148,7 +154,7 @@ def parse(ts: str) -> datetime:
 # ---------------------------------------------------------------- Session.stats
 
 
-async def test_session_stats_exact_figures(api):
+async def test_session_stats_exact_figures(api: Api) -> None:
     sid, rows = await scripted_session(api)
     data = await api.gql(
         f"query($id: UUID!) {{ session(id: $id) {{ lastActivityAt stats {{ {STATS_FIELDS} }} }} }}",
@@ -170,7 +176,7 @@ async def test_session_stats_exact_figures(api):
     }
 
 
-async def test_session_stats_of_empty_session(api):
+async def test_session_stats_of_empty_session(api: Api) -> None:
     sid = await new_session(api)
     data = await api.gql(
         f"query($id: UUID!) {{ session(id: $id) {{ lastActivityAt stats {{ {STATS_FIELDS} }} }} }}",
@@ -192,7 +198,7 @@ async def test_session_stats_of_empty_session(api):
     }
 
 
-async def test_session_stats_after_clearing_history(api):
+async def test_session_stats_after_clearing_history(api: Api) -> None:
     sid, _ = await scripted_session(api)
     await api.gql("mutation($id: UUID!) { clearSessionHistory(id: $id) { id } }", {"id": sid})
     data = await api.gql(
@@ -213,12 +219,16 @@ async def test_session_stats_after_clearing_history(api):
 _counter: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("sql_counter", default=None)
 
 
+# `data, statements = await count_statements(api, query, variables)`
+CountStatements = Callable[..., Awaitable[tuple[dict[str, Any], list[str]]]]
+
+
 @pytest.fixture
-def count_statements(monkeypatch):
+def count_statements(monkeypatch: pytest.MonkeyPatch) -> CountStatements:
     for name in ("execute", "executemany", "fetch", "fetchrow", "fetchval"):
         original = getattr(asyncpg.Connection, name)
 
-        def wrapper(self, query, *args, __original=original, **kwargs):
+        def wrapper(self: Any, query: str, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
             seen = _counter.get()
             if seen is not None:
                 seen.append(query)
@@ -226,7 +236,9 @@ def count_statements(monkeypatch):
 
         monkeypatch.setattr(asyncpg.Connection, name, wrapper)
 
-    async def run(api: Any, query: str, variables: dict[str, Any] | None = None) -> tuple[Any, list[str]]:
+    async def run(
+        api: Api, query: str, variables: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], list[str]]:
         seen: list[str] = []
         token = _counter.set(seen)
         try:
@@ -238,7 +250,9 @@ def count_statements(monkeypatch):
     return run
 
 
-async def test_session_stats_batched_in_one_statement(make_api, count_statements):
+async def test_session_stats_batched_in_one_statement(
+    make_api: MakeApi, count_statements: CountStatements
+) -> None:
     query = f"""query($n: Int) {{ sessions(first: $n) {{
         edges {{ node {{ id stats {{ {STATS_FIELDS} }} }} }} }} }}"""
     counts = {}
@@ -257,7 +271,7 @@ async def test_session_stats_batched_in_one_statement(make_api, count_statements
     assert counts[2] == counts[7], counts
 
 
-async def test_session_stats_of_someone_elses_session_is_unreachable(api, other):
+async def test_session_stats_of_someone_elses_session_is_unreachable(api: Api, other: Api) -> None:
     sid, _ = await scripted_session(api)
     data = await other.gql("query($id: UUID!) { session(id: $id) { stats { messageCount } } }", {"id": sid})
     assert data == {"session": None}
@@ -266,7 +280,7 @@ async def test_session_stats_of_someone_elses_session_is_unreachable(api, other)
 # ---------------------------------------------------------------- stats(days)
 
 
-async def test_usage_stats_over_periods(api, other):
+async def test_usage_stats_over_periods(api: Api, other: Api) -> None:
     # s1: new and active now, the scripted turns (9 messages, 1 failed run).
     s1, _ = await scripted_session(api)
     # s2: created 60 days ago, last active 40 days ago; 2 messages and a failed run back then.
@@ -328,7 +342,7 @@ async def test_usage_stats_over_periods(api, other):
     assert default == {"stats": {"periodDays": 30, "sessions": 2, "messages": 10}}
 
 
-async def test_usage_stats_of_a_newcomer(api):
+async def test_usage_stats_of_a_newcomer(api: Api) -> None:
     data = await api.gql(f"{{ stats(days: 7) {{ {USAGE_FIELDS} }} }}")
     assert data["stats"] == {
         "periodDays": 7,
@@ -346,7 +360,7 @@ async def test_usage_stats_of_a_newcomer(api):
     }
 
 
-async def test_usage_stats_after_activity_outside_the_period(api):
+async def test_usage_stats_after_activity_outside_the_period(api: Api) -> None:
     sid = await new_session(api)
     await add(api, sid, [{"role": "USER", "content": "long ago"}])
     await age_session(sid, created_days=20, activity_days=10)
@@ -361,14 +375,14 @@ async def test_usage_stats_after_activity_outside_the_period(api):
 
 
 @pytest.mark.parametrize("days", [0, -1, 3651])
-async def test_usage_stats_rejects_bad_days(api, days):
+async def test_usage_stats_rejects_bad_days(api: Api, days: int) -> None:
     assert await api.code("query($d: Int!) { stats(days: $d) { sessions } }", {"d": days}) == "BAD_USER_INPUT"
 
 
 # ---------------------------------------------------------------- popularAgents
 
 
-async def create_agent(admin: Any, name: str) -> None:
+async def create_agent(admin: Api, name: str) -> None:
     await admin.gql(
         'mutation($n: String!) { createAgent(input: {name: $n, model: "echo"}) { id } }', {"n": name}
     )
@@ -385,7 +399,7 @@ def usage_of(rows: list[dict[str, Any]], names: set[str]) -> list[tuple[str, int
 POPULAR = "query($d: Int, $l: Int) { popularAgents(days: $d, limit: $l) { agent { name model } sessions users messages } }"
 
 
-async def test_popular_agents_own_and_admin(make_api, admin):
+async def test_popular_agents_own_and_admin(make_api: MakeApi, admin: Api) -> None:
     alpha, beta = f"alpha-{uuid.uuid4().hex[:6]}", f"beta-{uuid.uuid4().hex[:6]}"
     await create_agent(admin, alpha)
     await create_agent(admin, beta)
@@ -445,12 +459,12 @@ async def test_popular_agents_own_and_admin(make_api, admin):
     ]
 
 
-async def test_popular_agents_empty_for_a_newcomer(api):
+async def test_popular_agents_empty_for_a_newcomer(api: Api) -> None:
     assert await api.gql("{ popularAgents { sessions } }") == {"popularAgents": []}
 
 
 @pytest.mark.parametrize(("days", "limit"), [(0, 10), (3651, 10), (30, 0), (30, 101)])
-async def test_popular_agents_rejects_bad_arguments(api, days, limit):
+async def test_popular_agents_rejects_bad_arguments(api: Api, days: int, limit: int) -> None:
     assert await api.code(POPULAR, {"d": days, "l": limit}) == "BAD_USER_INPUT"
 
 
@@ -461,8 +475,9 @@ SEND = """mutation($s: UUID!, $c: String!) { sendMessage(sessionId: $s, content:
   messages { role usage { inputTokens outputTokens } cost toolCalls { id } } } }"""
 
 
-async def send(api: Any, session_id: str, content: str) -> dict[str, Any]:
-    return (await api.gql(SEND, {"s": session_id, "c": content}))["sendMessage"]
+async def send(api: Api, session_id: str, content: str) -> dict[str, Any]:
+    sent: dict[str, Any] = (await api.gql(SEND, {"s": session_id, "c": content}))["sendMessage"]
+    return sent
 
 
 def duration_ms(run: dict[str, Any]) -> float:
@@ -474,7 +489,7 @@ def usage_sum(turns: list[dict[str, Any]]) -> tuple[int, int]:
     return sum(u["inputTokens"] for u in usages), sum(u["outputTokens"] for u in usages)
 
 
-async def test_stats_after_real_turns(make_api, admin):
+async def test_stats_after_real_turns(make_api: MakeApi, admin: Api) -> None:
     from pydantic_ai.exceptions import ModelHTTPError
 
     from tests.scripted import call, register, tool_returns
@@ -489,7 +504,7 @@ async def test_stats_after_real_turns(make_api, admin):
     # A scripted agent: a turn that calls a tool then answers, then a turn whose model fails.
     failing = {"now": False}
 
-    async def stream(messages: Any, info: Any) -> Any:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
         if failing["now"]:
             raise ModelHTTPError(500, "m", body={"error": "down"})
         if not tool_returns(messages):
@@ -498,6 +513,7 @@ async def test_stats_after_real_turns(make_api, admin):
             yield "noted"
 
     agent = f"tools-{uuid.uuid4().hex[:6]}"
+    assert admin.runtime is not None
     await admin.gql(
         "mutation($i: AgentInput!) { createAgent(input: $i) { name } }",
         {"i": {"name": agent, "model": register(admin.runtime.models, stream)}},

@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from starlette.applications import Starlette
 
+from tests.conftest import Api
 from tests.servers import Server, parley_server
 from tests.wsclient import CHAT, WATCH, GraphQLWS, SubscriptionError
 
@@ -21,14 +23,16 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 @pytest.fixture(scope="module")
 def servers(
-    database_url: str, app: Any, tmp_path_factory: pytest.TempPathFactory
+    database_url: str, app: Starlette, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Server, Server]]:
     tmp = tmp_path_factory.mktemp("streaming")
     with parley_server(database_url, tmp, "a") as a, parley_server(database_url, tmp, "b") as b:
         yield a, b
 
 
-async def gql(server: Server, token: str, query: str, variables: dict[str, Any] | None = None) -> Any:
+async def gql(
+    server: Server, token: str, query: str, variables: dict[str, Any] | None = None
+) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         resp = await client.post(
             "/graphql",
@@ -37,10 +41,11 @@ async def gql(server: Server, token: str, query: str, variables: dict[str, Any] 
         )
     body = resp.json()
     assert not body.get("errors"), body
-    return body["data"]
+    data: dict[str, Any] = body["data"]
+    return data
 
 
-async def agent(admin: Any, model: str) -> str:
+async def agent(admin: Api, model: str) -> str:
     name = f"s-{uuid.uuid4().hex[:8]}"
     await admin.gql(
         "mutation($i: AgentInput!) { createAgent(input: $i) { name } }", {"i": {"name": name, "model": model}}
@@ -48,12 +53,13 @@ async def agent(admin: Any, model: str) -> str:
     return name
 
 
-async def session(api: Any, agent_name: str | None = None) -> str:
+async def session(api: Api, agent_name: str | None = None) -> str:
     data = await api.gql(
         "mutation($i: CreateSessionInput!) { createSession(input: $i) { id } }",
         {"i": {"agentName": agent_name}},
     )
-    return data["createSession"]["id"]
+    sid: str = data["createSession"]["id"]
+    return sid
 
 
 def kinds(events: list[dict[str, Any]]) -> list[str]:
@@ -79,7 +85,7 @@ async def collect(ws: GraphQLWS, op: str) -> list[dict[str, Any]]:
     return [data[next(iter(data))] async for data in ws.events(op)]
 
 
-async def test_chat_streams_a_text_run_in_order(servers, api, admin):
+async def test_chat_streams_a_text_run_in_order(servers: tuple[Server, Server], api: Api, admin: Api) -> None:
     a, _ = servers
     sid = await session(api, await agent(admin, "script:fast200"))
     async with GraphQLWS(a.ws_url, api.token) as ws:
@@ -97,7 +103,9 @@ async def test_chat_streams_a_text_run_in_order(servers, api, admin):
     assert last_delta["index"] == 200  # every model delta counted, however coalesced
 
 
-async def test_chat_streams_thinking_and_tool_calls(servers, api, admin):
+async def test_chat_streams_thinking_and_tool_calls(
+    servers: tuple[Server, Server], api: Api, admin: Api
+) -> None:
     a, _ = servers
     sid = await session(api, await agent(admin, "script:tools"))
     async with GraphQLWS(a.ws_url, api.token) as ws:
@@ -129,7 +137,9 @@ async def watch_live(server: Server, ws: GraphQLWS, token: str, sid: str) -> str
     raise AssertionError("the watcher ended")
 
 
-async def test_a_watcher_on_another_process_sees_the_whole_run(servers, api, admin):
+async def test_a_watcher_on_another_process_sees_the_whole_run(
+    servers: tuple[Server, Server], api: Api, admin: Api
+) -> None:
     a, b = servers
     sid = await session(api, await agent(admin, "script:fast200"))
     async with GraphQLWS(b.ws_url, api.token) as watcher, GraphQLWS(a.ws_url, api.token) as chatter:
@@ -152,7 +162,9 @@ async def test_a_watcher_on_another_process_sees_the_whole_run(servers, api, adm
     assert_indexes_increase(seen)
 
 
-async def test_large_text_reaches_another_process_intact(servers, api, admin):
+async def test_large_text_reaches_another_process_intact(
+    servers: tuple[Server, Server], api: Api, admin: Api
+) -> None:
     a, b = servers
     sid = await session(api, await agent(admin, "script:big"))
     async with GraphQLWS(b.ws_url, api.token) as watcher, GraphQLWS(a.ws_url, api.token) as chatter:
@@ -172,12 +184,15 @@ async def wait_for_run(server: Server, token: str, sid: str) -> str:
     for _ in range(400):
         data = await gql(server, token, query, {"s": sid})
         if data["session"]["activeRun"]:
-            return data["session"]["activeRun"]["id"]
+            run_id: str = data["session"]["activeRun"]["id"]
+            return run_id
         await asyncio.sleep(0.025)  # polling for an observable state, with a deadline
     raise TimeoutError("run did not start")
 
 
-async def test_joining_mid_run_gets_snapshot_then_the_rest(servers, api, admin):
+async def test_joining_mid_run_gets_snapshot_then_the_rest(
+    servers: tuple[Server, Server], api: Api, admin: Api
+) -> None:
     a, b = servers
     sid = await session(api, await agent(admin, "script:slow"))
     async with GraphQLWS(a.ws_url, api.token) as chatter:
@@ -203,7 +218,7 @@ async def test_joining_mid_run_gets_snapshot_then_the_rest(servers, api, admin):
     assert seen[-1]["run"]["status"] == "COMPLETED"
 
 
-async def test_replay_after_a_sequence(servers, api):
+async def test_replay_after_a_sequence(servers: tuple[Server, Server], api: Api) -> None:
     a, _ = servers
     sid = await session(api)
     for text in ("one", "two"):
@@ -225,7 +240,9 @@ async def test_replay_after_a_sequence(servers, api):
     ]
 
 
-async def test_the_run_completes_when_the_client_goes_away(servers, api, admin):
+async def test_the_run_completes_when_the_client_goes_away(
+    servers: tuple[Server, Server], api: Api, admin: Api
+) -> None:
     a, _ = servers
     sid = await session(api, await agent(admin, "script:slow"))
     async with GraphQLWS(a.ws_url, api.token) as ws:
@@ -244,7 +261,9 @@ async def test_the_run_completes_when_the_client_goes_away(servers, api, admin):
     assert run["reply"]["content"] == "".join(f"w{i} " for i in range(30))
 
 
-async def test_cancel_from_another_process_ends_the_stream(servers, api, admin):
+async def test_cancel_from_another_process_ends_the_stream(
+    servers: tuple[Server, Server], api: Api, admin: Api
+) -> None:
     a, b = servers
     sid = await session(api, await agent(admin, "script:slow"))
     async with GraphQLWS(a.ws_url, api.token) as ws:
@@ -267,7 +286,7 @@ async def test_cancel_from_another_process_ends_the_stream(servers, api, admin):
     assert partial.startswith("w0 ") and partial == text_of(events)[: len(partial)]
 
 
-async def test_bad_or_missing_token_closes_with_4403(servers):
+async def test_bad_or_missing_token_closes_with_4403(servers: tuple[Server, Server]) -> None:
     a, _ = servers
     for token in ("pk_not-a-token", None):
         with pytest.raises(websockets.exceptions.ConnectionClosed) as info:
@@ -276,7 +295,7 @@ async def test_bad_or_missing_token_closes_with_4403(servers):
         assert info.value.rcvd is not None and info.value.rcvd.code == 4403
 
 
-async def test_header_auth_on_the_upgrade_request(servers, api):
+async def test_header_auth_on_the_upgrade_request(servers: tuple[Server, Server], api: Api) -> None:
     a, _ = servers
     sid = await session(api)
     async with GraphQLWS(a.ws_url, api.token, header_auth=True) as ws:
@@ -284,7 +303,9 @@ async def test_header_auth_on_the_upgrade_request(servers, api):
     assert events[-1]["run"]["reply"]["content"] == "via header"
 
 
-async def test_another_users_session_is_not_found(servers, api, other):
+async def test_another_users_session_is_not_found(
+    servers: tuple[Server, Server], api: Api, other: Api
+) -> None:
     a, _ = servers
     sid = await session(api)
     async with GraphQLWS(a.ws_url, other.token) as ws:
@@ -294,7 +315,9 @@ async def test_another_users_session_is_not_found(servers, api, other):
             assert info.value.code == "NOT_FOUND"
 
 
-async def test_a_slow_subscriber_does_not_stall_a_fast_one(servers, api, admin):
+async def test_a_slow_subscriber_does_not_stall_a_fast_one(
+    servers: tuple[Server, Server], api: Api, admin: Api
+) -> None:
     a, _ = servers
     sid = await session(api, await agent(admin, "script:fast200"))
     async with GraphQLWS(a.ws_url, api.token) as slow_ws, GraphQLWS(a.ws_url, api.token) as fast_ws:
@@ -311,7 +334,7 @@ async def test_a_slow_subscriber_does_not_stall_a_fast_one(servers, api, admin):
     assert_indexes_increase(slow)
 
 
-async def test_chat_over_server_sent_events(servers, api):
+async def test_chat_over_server_sent_events(servers: tuple[Server, Server], api: Api) -> None:
     a, _ = servers
     sid = await session(api)
     events = []
@@ -339,7 +362,9 @@ def _unused(_: Path) -> None:  # keep Path import for type hints in fixtures
     pass
 
 
-async def test_a_retried_chat_with_the_same_key_streams_the_first_run(servers, api):
+async def test_a_retried_chat_with_the_same_key_streams_the_first_run(
+    servers: tuple[Server, Server], api: Api
+) -> None:
     a, _ = servers
     sid = await session(api)
     async with GraphQLWS(a.ws_url, api.token) as ws:

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.typing import Subprotocol
 
 RECV_TIMEOUT_S = 30.0  # no single message may take longer: a hang fails the test, not the run
 
@@ -28,13 +30,13 @@ class GraphQLWS:
         self.token = token
         self.header_auth = header_auth
         self.timeout = timeout
-        self.ws: Any = None
+        self._ws: ClientConnection | None = None
 
     async def __aenter__(self) -> GraphQLWS:
         headers = {"Authorization": f"Bearer {self.token}"} if self.header_auth and self.token else None
-        self.ws = await websockets.connect(
+        self._ws = await websockets.connect(
             self.url,
-            subprotocols=["graphql-transport-ws"],
+            subprotocols=[Subprotocol("graphql-transport-ws")],
             additional_headers=headers,
             max_size=None,
             open_timeout=self.timeout,
@@ -48,12 +50,18 @@ class GraphQLWS:
             raise RuntimeError(f"expected connection_ack, got {ack}")
         return self
 
+    @property
+    def ws(self) -> ClientConnection:
+        """The open connection (inside ``async with``)."""
+        assert self._ws is not None, "use GraphQLWS in `async with`"
+        return self._ws
+
     async def __aexit__(self, *exc: object) -> None:
         await self.ws.close()
 
     async def _recv(self) -> dict[str, Any]:
         while True:
-            msg = json.loads(await asyncio.wait_for(self.ws.recv(), self.timeout))
+            msg: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), self.timeout))
             if msg["type"] == "ping":
                 await self.ws.send(json.dumps({"type": "pong"}))
                 continue

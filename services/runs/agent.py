@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic_ai import Agent as PydanticAgent
-from pydantic_ai import RunContext
+from pydantic_ai import DeferredToolRequests, RunContext
 from pydantic_ai.messages import InstructionPart, ModelMessage, ModelResponse
 from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
 from pydantic_ai.models.wrapper import WrapperModel
@@ -65,16 +65,17 @@ async def delete_memory(ctx: RunContext[RunDeps], key: str, scope: Scope = "user
 
 
 class Agents:
-    """The two agents every run uses one of (built once: building one costs more than a run)."""
+    """The pydantic-ai agent every run drives (built once: building one costs more than a run).
+
+    A run brings its own toolsets (the memory tools, the agent's MCP servers) and ends with
+    text, or with the tool calls waiting for a person's approval (``DeferredToolRequests``).
+    """
 
     def __init__(self) -> None:
-        self.with_memory: PydanticAgent[RunDeps, str] = PydanticAgent(
-            deps_type=RunDeps, toolsets=[FunctionToolset([save_memory, delete_memory])]
+        self.agent: PydanticAgent[RunDeps, str | DeferredToolRequests] = PydanticAgent(
+            deps_type=RunDeps, output_type=[str, DeferredToolRequests]
         )
-        self.without_memory: PydanticAgent[RunDeps, str] = PydanticAgent(deps_type=RunDeps)
-
-    def get(self, memory_enabled: bool) -> PydanticAgent[RunDeps, str]:
-        return self.with_memory if memory_enabled else self.without_memory
+        self.memory: FunctionToolset[RunDeps] = FunctionToolset([save_memory, delete_memory])
 
 
 class MemoryModel(WrapperModel):

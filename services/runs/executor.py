@@ -17,12 +17,15 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import asyncpg
 from pydantic_ai import Agent as PydanticAgent
+from pydantic_ai import DeferredToolRequests, DeferredToolResults
 from pydantic_ai.exceptions import RunCancelled, RunTimedOut
 from pydantic_ai.messages import (
     ModelMessage,
@@ -39,7 +42,7 @@ from pydantic_ai.usage import RunUsage
 
 from models import Agent, Role, Run, RunStatus
 from services import events
-from services.conversation import RowDraft, drafts_from, dump, window
+from services.conversation import RowDraft, drafts_from, dump, tool_arguments, window
 from services.database import acquire, model_from
 from services.errors import RunGone
 from services.memory import MemoryBounds
@@ -47,6 +50,7 @@ from services.runs import failures
 from services.runs.agent import MemoryModel, RunDeps
 from services.runs.handles import RunHandle, TurnResult
 from services.runs.relay import Relay
+from services.tools import McpServer
 from services.transcript import MessageRow, append, stored_rows
 
 if TYPE_CHECKING:
@@ -76,10 +80,11 @@ class Execution:
         handle: RunHandle,
         agent: Agent,
         user_id: uuid.UUID,
-        prompt: str,
+        prompt: str | None,
         user_message: MessageRow,
         *,
         fresh: bool = True,
+        resume: DeferredToolResults | None = None,
     ) -> None:
         self.rt = rt
         self.handle = handle
@@ -87,6 +92,9 @@ class Execution:
         self.user_id = user_id
         self.prompt = prompt
         self.fresh = fresh  # False: regenerate answers a stored user message, left as it is
+        # A paused run going on: the decisions on its calls; its history is the whole branch and
+        # its first new message (the calls' results) has no row yet.
+        self.resume = resume
         self.stored = _Stored(user_message)
         self.session_id = handle.session_id
         self.run_id = handle.run.id
@@ -96,21 +104,34 @@ class Execution:
         status, error = RunStatus.COMPLETED, None
         usage: RunUsage | None = None
         final: list[ModelMessage] = []
-        agent_run: AgentRun[RunDeps, str] | None = None
+        agent_run: AgentRun[RunDeps, str | DeferredToolRequests] | None = None
+        waiting: DeferredToolRequests | None = None
         try:
             history = await self._history()
-            async with self._agent().iter(
-                self.prompt,
-                model=self._model(),
-                deps=RunDeps(
-                    self.user_id, self.session_id, self.rt.limits, MemoryBounds.of(self.rt.settings)
-                ),
-                message_history=history,
-                conversation_id=str(self.session_id),
-                instructions=self.agent.instructions or None,
-                cancellation_token=self.handle.token,
-                timeout=self.rt.settings.run_timeout_s,
-            ) as agent_run:
+            agent = self.agent
+            toolsets = await self.rt.tools.for_run(
+                [McpServer.parse(raw) for raw in agent.mcp_servers],
+                self.rt.agents.memory if agent.memory_enabled else None,
+                agent.approval_required,
+            )
+            model = self._model()
+            async with (
+                _entered(model),
+                self.rt.agents.agent.iter(
+                    self.prompt,
+                    model=model,
+                    toolsets=toolsets,
+                    deferred_tool_results=self.resume,
+                    deps=RunDeps(
+                        self.user_id, self.session_id, self.rt.limits, MemoryBounds.of(self.rt.settings)
+                    ),
+                    message_history=history,
+                    conversation_id=str(self.session_id),
+                    instructions=self.agent.instructions or None,
+                    cancellation_token=self.handle.token,
+                    timeout=self.rt.settings.run_timeout_s,
+                ) as agent_run,
+            ):
                 relay = Relay(self.rt, self.handle)
                 async for node in agent_run:
                     if PydanticAgent.is_model_request_node(node):
@@ -126,6 +147,9 @@ class Execution:
                             async for event in stream:
                                 relay(event)
                 usage, final = agent_run.usage, agent_run.new_messages()
+                output = agent_run.result.output if agent_run.result is not None else None
+                if isinstance(output, DeferredToolRequests) and output.approvals:
+                    status, waiting = RunStatus.WAITING_APPROVAL, output
         except RunGone:
             log.info("run %s was ended elsewhere; it stops writing", self.run_id)
             await self._gone()
@@ -144,10 +168,7 @@ class Execution:
                 log.warning("run %s failed: %s (%s)", self.run_id, error.code, failures.describe(exc))
             if agent_run is not None:  # requests already made were billed; completed messages are history
                 usage, final = agent_run.usage, _complete(agent_run.new_messages())
-        await self._finish(status, error, usage, final)
-
-    def _agent(self) -> PydanticAgent[RunDeps, str]:
-        return self.rt.agents.get(self.agent.memory_enabled)
+        await self._finish(status, error, usage, final, waiting)
 
     def _model(self) -> Model | str:
         model = self.rt.models.resolve(self.agent.model)
@@ -168,6 +189,8 @@ class Execution:
         limit = self.agent.history_limit
         async with acquire() as conn:
             rows = await stored_rows(conn, self.session_id, limit + 1)
+        if self.resume is not None:  # the branch up to the calls waiting for their decisions
+            return self.rt.history.to_history(window(rows, limit))
         before = self.stored.user_message.sequence
         rows = [r for r in rows if r.sequence < before]
         history = self.rt.history.to_history(window(rows, limit))
@@ -188,8 +211,9 @@ class Execution:
             self.rt.emit(self.session_id, events.MessageAdded(message))
 
     def _drafts(self, pending: list[ModelMessage]) -> list[RowDraft]:
-        """Rows for the new messages (the user's own request, first of all, has its row already)."""
-        rest = pending[1:] if self.stored.count == 0 else pending
+        """Rows for the new messages (the user's own request, first of all, has its row already,
+        unless the run goes on after a pause: then its first message is the calls' results)."""
+        rest = pending[1:] if self.stored.count == 0 and self.resume is None else pending
         return [d for m in rest for d in drafts_from(m)]
 
     async def _write(
@@ -224,12 +248,13 @@ class Execution:
         error: failures.RunError | None,
         usage: RunUsage | None,
         final: list[ModelMessage],
+        waiting: DeferredToolRequests | None = None,
     ) -> None:
-        """Record the run's end, retried until it lands (or the process stops)."""
+        """Record the run's end (or pause), retried until it lands (or the process stops)."""
         attempt = 0
         while True:
             try:
-                await self._end(status, error, usage, final)
+                await self._end(status, error, usage, final, waiting)
                 return
             except RunGone:
                 await self._gone()
@@ -253,9 +278,18 @@ class Execution:
         error: failures.RunError | None,
         usage: RunUsage | None,
         final: list[ModelMessage],
+        waiting: DeferredToolRequests | None = None,
     ) -> None:
         rt = self.rt
         pending = final[self.stored.count :]
+        asked = (
+            [
+                events.ApprovalRequest(c.tool_call_id, c.tool_name, tool_arguments(c))
+                for c in waiting.approvals
+            ]
+            if waiting is not None
+            else []
+        )
         drafts = self._drafts(pending) if pending else []
         # The reply is text; a message that only calls tools is not.
         drafted = next((d for d in reversed(drafts) if d.role is Role.ASSISTANT and d.content), None)
@@ -269,10 +303,15 @@ class Execution:
                 # The session row is locked first, as every writer of the session does: a turn
                 # starting meanwhile holds it and, inserting its run, waits for this run's row;
                 # taking the run's row first would deadlock with it.
+                # Usage adds up over the parts of a run paused for approvals; a pause is no end.
                 record = await conn.fetchrow(
                     """WITH held AS (SELECT id FROM sessions WHERE id = $10 FOR UPDATE)
-                       UPDATE runs SET status = $2, finished_at = now(), requests = $3, input_tokens = $4,
-                           output_tokens = $5, cost = $6, error_code = $7, error_message = $8, reply_id = $9
+                       UPDATE runs SET status = $2,
+                           finished_at = CASE WHEN $2::varchar = 'waiting_approval' THEN NULL ELSE now() END,
+                           requests = coalesce(requests, 0) + $3, input_tokens = coalesce(input_tokens, 0) + $4,
+                           output_tokens = coalesce(output_tokens, 0) + $5,
+                           cost = CASE WHEN $6::float8 IS NULL THEN cost ELSE coalesce(cost, 0) + $6 END,
+                           error_code = $7, error_message = $8, reply_id = $9, pending_approvals = $11::jsonb
                        WHERE id = $1 AND status = 'running' AND EXISTS (SELECT 1 FROM held) RETURNING *""",
                     self.run_id,
                     status.value,
@@ -282,17 +321,40 @@ class Execution:
                     _cost(usage),
                     error.code if error else None,
                     error.message if error else None,
-                    reply_id if _has_reply(status, error) else None,
+                    reply_id if _has_reply(status, error) and waiting is None else None,
                     self.session_id,
+                    json.dumps(
+                        [
+                            {
+                                "tool_call_id": a.tool_call_id,
+                                "tool_name": a.tool_name,
+                                "arguments": a.arguments,
+                            }
+                            for a in asked
+                        ]
+                    ),
                 )
                 if record is None:
                     raise RunGone(f"run {self.run_id} was ended elsewhere")
                 added = await self._write(conn, pending, drafts, guard=False) if pending else []
                 run = model_from(Run, record)
                 last: list[events.AgentEvent] = [events.MessageAdded(m) for m in added]
-                last.append(events.RunFinished(run))
+                ending: events.AgentEvent = (
+                    events.ApprovalRequested(self.run_id, asked)
+                    if waiting is not None
+                    else events.RunFinished(run)
+                )
+                last.append(ending)
                 batch = await rt.fanout.send_run(self.session_id, self.run_id, conn, last)
-                if not (rt.fanout.ranged(self.run_id) or batch.has_ranges()):
+                if waiting is not None:
+                    # Kept for whoever joins during the pause and for the process that goes on.
+                    await conn.execute(
+                        "UPDATE runs SET partial_text = $2, partial_index = $3 WHERE id = $1",
+                        self.run_id,
+                        self.handle.text,
+                        self.handle.index,
+                    )
+                elif not (rt.fanout.ranged(self.run_id) or batch.has_ranges()):
                     # No notification points into the streamed text: it need not be kept.
                     await conn.execute(
                         "UPDATE runs SET partial_text = '' WHERE id = $1 AND partial_text <> ''", self.run_id
@@ -306,11 +368,11 @@ class Execution:
         self._stored_more(len(pending), added, _reply_of(added))
         for message in added:
             rt.hub.deliver(self.session_id, events.MessageAdded(message))
-        rt.hub.deliver(self.session_id, events.RunFinished(run))
+        rt.hub.deliver(self.session_id, ending)
         self.handle.result = TurnResult(
             run=run,
             user_message=self.stored.user_message,
-            reply=self.stored.reply if _has_reply(status, error) else None,
+            reply=self.stored.reply if _has_reply(status, error) and waiting is None else None,
             messages=[self.stored.user_message, *self.stored.messages],
         )
 
@@ -325,6 +387,17 @@ class Execution:
                 reply=None,
                 messages=[self.stored.user_message, *self.stored.messages],
             )
+
+
+@asynccontextmanager
+async def _entered(model: Model | str) -> AsyncIterator[None]:
+    """A model built for this run is held entered by it, so that the HTTP client its provider opened
+    closes when the run ends (pydantic-ai does that itself only for a model it builds from a string)."""
+    if isinstance(model, str):
+        yield
+        return
+    async with model:
+        yield
 
 
 def _reply_of(added: list[MessageRow]) -> MessageRow | None:

@@ -35,6 +35,14 @@ class RunHandle:
     result: TurnResult | None = None  # set when the run has ended here
     _chunks: list[str] = field(default_factory=list)
 
+    @classmethod
+    def resumed(cls, run: Run) -> RunHandle:
+        """A paused run going on here: what it said before the pause counts as said."""
+        handle = cls(run=run, index=run.partial_index)
+        if run.partial_text:
+            handle._chunks.append(run.partial_text)
+        return handle
+
     @property
     def session_id(self) -> uuid.UUID:
         return self.run.session_id

@@ -68,7 +68,9 @@ async def find_run(user: User, run_id: uuid.UUID) -> Run | None:
 
 
 async def active_runs_for(session_ids: list[uuid.UUID]) -> dict[uuid.UUID, Run]:
-    rows = await Run.filter(session_id__in=session_ids, status=RunStatus.RUNNING)
+    rows = await Run.filter(
+        session_id__in=session_ids, status__in=[RunStatus.RUNNING, RunStatus.WAITING_APPROVAL]
+    )
     return {r.session_id: r for r in rows}
 
 
@@ -298,6 +300,8 @@ async def cancel_run(rt: Runtime, user: User, run_id: uuid.UUID) -> Run:
     run = await find_run(user, run_id)
     if run is None:
         raise NotFound.of("run", run_id)
+    if run.status == RunStatus.WAITING_APPROVAL:
+        return await _cancel_paused(rt, run)
     if run.status != RunStatus.RUNNING:
         return run
     handle = rt.runs.get(run.id)
@@ -314,6 +318,31 @@ async def cancel_run(rt: Runtime, user: User, run_id: uuid.UUID) -> Run:
         except TimeoutError:
             continue
     return await _force_cancel(rt, run)
+
+
+async def _cancel_paused(rt: Runtime, run: Run) -> Run:
+    """A run waiting for approval runs nowhere: it is ended here."""
+    async with acquire() as conn, rt.fanout.exclusive(), conn.transaction():
+        await conn.execute("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE", run.session_id)
+        record = await conn.fetchrow(
+            """UPDATE runs SET status = 'cancelled', finished_at = now(), pending_approvals = '[]'
+               WHERE id = $1 AND status = 'waiting_approval' RETURNING *""",
+            run.id,
+        )
+        if record is not None:
+            await rt.fanout.announce_ended(conn, [liveness.EndedRun(run.id, run.session_id)])
+    if record is None:  # decided (or cancelled) meanwhile
+        fresh = await Run.get_or_none(id=run.id)
+        if fresh is None:
+            raise NotFound.of("run", run.id)
+        return (
+            await wait_finished(rt, fresh, rt.runs.get(fresh.id))
+            if fresh.status == RunStatus.RUNNING
+            else fresh
+        )
+    ended = model_from(Run, record)
+    rt.hub.deliver(ended.session_id, events.RunFinished(ended))
+    return ended
 
 
 async def _force_cancel(rt: Runtime, run: Run) -> Run:

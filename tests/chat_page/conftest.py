@@ -68,7 +68,7 @@ async def until(
 class ApiUser(Protocol):
     """A user of the suite's ``api`` and ``admin`` fixtures (tests/conftest.py)."""
 
-    token: str | None
+    token: str
     name: str
 
 
@@ -90,7 +90,9 @@ async def browser() -> AsyncIterator[Browser]:
         await browser.close()
 
 
-async def gql(server: Server, token: str | None, query: str, variables: dict[str, Any] | None = None) -> Any:
+async def gql(
+    server: Server, token: str | None, query: str, variables: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A GraphQL operation against the server process; its `data` (fails the test on errors)."""
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         response = await client.post(
@@ -100,7 +102,8 @@ async def gql(server: Server, token: str | None, query: str, variables: dict[str
         )
     body = response.json()
     assert not body.get("errors"), body
-    return body["data"]
+    data: dict[str, Any] = body["data"]
+    return data
 
 
 async def make_agent(server: Server, admin: ApiUser, model: str) -> str:
