@@ -13,6 +13,7 @@ import { SessionState } from "./state.js";
 const START = `query Start { viewer { name } agents { name model } }`;
 const AGENTS = `query Agents { agents { name model } }`;
 const RENAME = `mutation Rename($id: UUID!, $title: String!) { updateSession(id: $id, input: { title: $title }) { id title } }`;
+const WAITING_HINT = "The reply waits for your decision: Approve or Deny its tool calls above, or press Stop.";
 const DELETE = `mutation Delete($id: UUID!) { deleteSession(id: $id) }`;
 
 function parseRoute() {
@@ -219,6 +220,8 @@ function ChatView({ route, start, notice, sessionsChanged, sessionDeleted }) {
     edit: (message, text) => (followReplies(), state.edit(message, text).then(focusInput)),
     regenerate: (message) => (followReplies(), state.regenerate(message).then(focusInput)),
     switchTo: (messageId) => state.switchTo(messageId),
+    // The prompt's buttons go away with the decision: the focus goes to the message box.
+    decide: (decisions) => state.decide(decisions).then(focusInput),
   };
 
   return html`<main class="chat" id="chat">
@@ -238,6 +241,7 @@ function ChatView({ route, start, notice, sessionsChanged, sessionDeleted }) {
     <${Composer}
       inputRef=${input}
       running=${state.running}
+      hint=${state.waiting ? WAITING_HINT : ""}
       disabled=${state.loading || state.starting || state.switching}
       onSend=${send}
       onStop=${() => state.stop()}

@@ -20,7 +20,8 @@ const enterSends = (send) => (event) => {
   }
 };
 
-export function Composer({ running, disabled, onSend, onStop, inputRef }) {
+/** `hint`: why Send waits, shown under the box (the reply waits for approval). */
+export function Composer({ running, disabled, hint, onSend, onStop, inputRef }) {
   const [text, setText] = useState("");
   const own = useRef(null);
   const box = inputRef ?? own;
@@ -45,6 +46,7 @@ export function Composer({ running, disabled, onSend, onStop, inputRef }) {
       ref=${box}
       rows="1"
       aria-label="Message"
+      aria-describedby=${hint ? "composer-hint" : undefined}
       placeholder="Message (Enter to send, Shift+Enter for a new line)"
       value=${text}
       onInput=${(event) => setText(event.currentTarget.value)}
@@ -52,6 +54,7 @@ export function Composer({ running, disabled, onSend, onStop, inputRef }) {
     ></textarea>
     ${running && html`<button type="button" class="stop" onClick=${onStop}>Stop</button>`}
     <button type="submit" class="send" disabled=${running || disabled || !text.trim()}>Send</button>
+    ${hint && html`<p class="composer-hint hint" id="composer-hint" role="status">${hint}</p>`}
   </form>`;
 }
 

@@ -1,7 +1,8 @@
 // The conversation: a `log` region named "Conversation" whose messages are articles labelled by
 // role ("user", "assistant", "tool"), with the reply being written at the end. It shows the active
 // branch; each message offers its actions: Edit on the user's words, Regenerate at the end of a
-// reply, and the branch picker ("Previous branch", "2/3", "Next branch") where it has siblings.
+// reply, and the branch picker ("Previous branch", "2/3", "Next branch") where it has siblings. A
+// reply waiting for approval shows each call it waits on with Approve and Deny.
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { MessageEditor } from "./composer.js";
 import { details, fullDate } from "./format.js";
@@ -64,8 +65,8 @@ function BranchPicker({ message, disabled, onSwitch }) {
 
 /**
  * A message and its actions. `actions`: { busy, edit(message, text), regenerate(message),
- * switchTo(messageId) }, each resolving whether Parley took it; `replyEnd`: the last message of
- * a reply (Regenerate goes there).
+ * switchTo(messageId), decide(decisions) }, each resolving whether Parley took it; `replyEnd`: the
+ * last message of a reply (Regenerate goes there).
  */
 function Message({ message, thinking, replyEnd, actions }) {
   const [editing, setEditing] = useState(false);
@@ -147,8 +148,77 @@ function Message({ message, thinking, replyEnd, actions }) {
   </article>`;
 }
 
+/** How a decided call reads until the decisions are sent. */
+const decided = (decision) =>
+  decision.approve ? "Approved" : `Denied${decision.message ? `: ${decision.message}` : ""}`;
+
+/**
+ * The calls a paused reply waits on, each with its arguments, Approve, Deny and a reason the
+ * model reads when denied. One decision per call: they are sent together once every call has
+ * one (at once when there is one call).
+ */
+function ApprovalPrompt({ requests, onDecide }) {
+  const [decisions, setDecisions] = useState({}); // toolCallId -> { approve, message? }
+  const [reasons, setReasons] = useState({});
+  const decide = (entries) => {
+    const next = { ...decisions, ...Object.fromEntries(entries) };
+    if (requests.every((r) => next[r.toolCallId])) {
+      onDecide(requests.map((r) => ({ toolCallId: r.toolCallId, ...next[r.toolCallId] })));
+    } else setDecisions(next);
+  };
+  const approve = (id) => [id, { approve: true }];
+  const deny = (id) => {
+    const message = reasons[id]?.trim();
+    return [id, message ? { approve: false, message } : { approve: false }];
+  };
+  const undecided = requests.filter((r) => !decisions[r.toolCallId]);
+  const change = (id) => {
+    const { [id]: _, ...rest } = decisions;
+    setDecisions(rest);
+  };
+  const calls = requests.length > 1 ? `${requests.length} tool calls` : "a tool call";
+  return html`<section class="approvals" aria-label="Approval needed">
+    <p class="approvals-title">The reply waits for your decision on ${calls}.</p>
+    ${requests.map((request) => {
+      const id = request.toolCallId;
+      const decision = decisions[id];
+      return html`<div key=${id} class="approval" role="group" aria-label=${`Tool call ${request.toolName}`}>
+        <p class="approval-name">Run <code>${request.toolName}</code> with:</p>
+        <pre class="json">${json(request.arguments ?? {})}</pre>
+        ${
+          decision
+            ? html`<p class="approval-decided">
+                ${decided(decision)}
+                <button type="button" class="link" onClick=${() => change(id)}>Change</button>
+              </p>`
+            : html`<div class="approval-actions">
+                <input
+                  type="text"
+                  aria-label="Reason"
+                  placeholder="Reason if you deny (optional, the model reads it)"
+                  maxlength="2000"
+                  value=${reasons[id] ?? ""}
+                  onInput=${(event) => setReasons({ ...reasons, [id]: event.currentTarget.value })}
+                />
+                <span class="approval-buttons">
+                  <button type="button" class="approve" onClick=${() => decide([approve(id)])}>Approve</button>
+                  <button type="button" class="deny" onClick=${() => decide([deny(id)])}>Deny</button>
+                </span>
+              </div>`
+        }
+      </div>`;
+    })}
+    ${
+      undecided.length > 1 &&
+      html`<p class="approval-all">
+        <button type="button" onClick=${() => decide(undecided.map((r) => approve(r.toolCallId)))}>Approve all</button>
+      </p>`
+    }
+  </section>`;
+}
+
 /** The reply being written: what the stream has shown that no persisted message holds yet. */
-function LiveReply({ run, messages }) {
+function LiveReply({ run, messages, onDecide }) {
   const mine = messages.filter((m) => m.runId === run.id);
   const persisted = mine
     .filter((m) => m.role === "ASSISTANT")
@@ -156,10 +226,12 @@ function LiveReply({ run, messages }) {
     .join("");
   const text = run.text.startsWith(persisted) ? run.text.slice(persisted.length) : run.text;
   const answered = new Set(mine.filter((m) => m.role === "TOOL").map((m) => m.toolCallId));
-  const calls = [...run.tools.values()].filter((call) => !answered.has(call.id));
+  const asked = new Set(run.approvals.map((request) => request.toolCallId)); // shown in the prompt
+  const calls = [...run.tools.values()].filter((call) => !answered.has(call.id) && !asked.has(call.id));
+  const waiting = run.approvals.length > 0;
   // Everything said so far is a stored message already (the run is recording its end).
-  if (persisted && !text && !calls.length) return null;
-  // Phase 2: a run waiting for approval shows its Approve/Deny prompt here.
+  if (persisted && !text && !calls.length && !waiting) return null;
+  const key = run.approvals.map((request) => request.toolCallId).join(" "); // a new pause, a new prompt
   return html`<article class="message assistant live" aria-label="assistant" aria-busy="true">
     ${run.thinking && html`<${Thinking} text=${run.thinking} live=${!text} />`}
     ${calls.map(
@@ -172,7 +244,12 @@ function LiveReply({ run, messages }) {
           running=${!call.done}
         />`,
     )}
-    ${text ? html`<${Markdown} text=${text} />` : html`<p class="typing" aria-label="Writing">…</p>`}
+    ${text && html`<${Markdown} text=${text} />`}
+    ${
+      waiting
+        ? html`<${ApprovalPrompt} key=${key} requests=${run.approvals} onDecide=${onDecide} />`
+        : !text && html`<p class="typing" aria-label="Writing">…</p>`
+    }
   </article>`;
 }
 
@@ -253,7 +330,7 @@ export function Conversation({ state, focusId, actions }) {
         <p class="text">${state.pending.content}</p>
       </article>`
     }
-    ${state.run && html`<${LiveReply} run=${state.run} messages=${state.messages} />`}
+    ${state.run && html`<${LiveReply} run=${state.run} messages=${state.messages} onDecide=${actions.decide} />`}
     ${
       state.failure &&
       html`<p class="failure" role="alert">The reply failed (${state.failure.code}): ${state.failure.message}</p>`

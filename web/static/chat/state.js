@@ -9,6 +9,11 @@
 // idempotently (messages by id, text by delta index, snapshots replace), so whatever a resumed
 // stream replays is harmless.
 //
+// A run that waits for approval (WAITING_APPROVAL) keeps its stream open: ApprovalRequested
+// brings the calls waiting, which the page shows until a decision (this page's, or another's that
+// the run's next events reveal) lets the run go on. A watcher that joins a paused run gets
+// RunStarted, the text so far and the pending ApprovalRequested, so a reload shows the prompt.
+//
 // The messages shown are always one path of the session's tree, oldest first. A new message
 // continues it when its parent is the last one shown (Parley adds messages only at the head).
 // Anything else (a replay of another branch, a version made elsewhere) is not guessed at: the
@@ -18,6 +23,7 @@ import { MESSAGE_FIELDS, RUN_FIELDS, SESSION_FIELDS, describe, gql, onConnected,
 const PAGE = 30;
 const ENDED = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 
+const REQUEST_FIELDS = "toolCallId toolName arguments";
 const EVENT_FIELDS = `
   __typename
   ... on RunStarted { run { ${RUN_FIELDS} } }
@@ -27,7 +33,8 @@ const EVENT_FIELDS = `
   ... on ThinkingDelta { runId delta }
   ... on ToolCallStarted { runId toolCallId toolName arguments }
   ... on ToolCallFinished { runId toolCallId toolName result }
-  ... on MessageAdded { message { ${MESSAGE_FIELDS} } }`;
+  ... on MessageAdded { message { ${MESSAGE_FIELDS} } }
+  ... on ApprovalRequested { runId requests { ${REQUEST_FIELDS} } }`;
 
 const CHAT = `subscription Chat($sessionId: UUID!, $content: String!, $key: String) {
   chat(sessionId: $sessionId, content: $content, idempotencyKey: $key) { ${EVENT_FIELDS} }
@@ -60,6 +67,14 @@ const CREATE = `mutation NewChat($agentName: String) {
 const RUN = `query RunStatus($id: UUID!) { run(id: $id) { ${RUN_FIELDS} } }`;
 const TITLE = `query Title($id: UUID!) { session(id: $id) { title } }`;
 const CANCEL = `mutation Stop($id: UUID!) { cancelRun(id: $id) { ${RUN_FIELDS} } }`;
+const RESOLVE = `mutation Decide($runId: UUID!, $decisions: [ApprovalDecision!]!) {
+  resolveApprovals(runId: $runId, decisions: $decisions) { id status }
+}`;
+const PENDING = `query Pending($id: UUID!) {
+  run(id: $id) { ${RUN_FIELDS} requests: pendingApprovals { ${REQUEST_FIELDS} } }
+}`;
+// The events after which a paused run is known to go on (its calls were decided).
+const PROGRESS = new Set(["TextDelta", "ThinkingDelta", "ToolCallStarted", "ToolCallFinished"]);
 
 const newKey = () =>
   crypto.randomUUID?.() ?? Array.from(crypto.getRandomValues(new Uint32Array(4)), (n) => n.toString(16)).join("-");
@@ -68,7 +83,7 @@ export class SessionState {
   session = null; // { id, title, agent { name model } }, null until loaded (or for a new chat)
   messages = []; // persisted messages of the active branch, oldest first (a path of the tree)
   olderCursor = null; // where older messages start, while there are any
-  run = null; // the reply being written: { id, text, index, thinking, tools: Map, ... }
+  run = null; // the reply being written: { id, text, index, thinking, tools: Map, approvals, ... }
   thinking = new Map(); // run id -> its thinking, kept after the run ends (it is not persisted)
   pending = null; // this page's message until the server confirms it
   starting = false; // an edit or regeneration of this page's, until Parley accepts or refuses it
@@ -108,6 +123,11 @@ export class SessionState {
 
   get running() {
     return this.run !== null;
+  }
+
+  /** Whether the reply waits for a decision on tool calls (the calls are in `run.approvals`). */
+  get waiting() {
+    return this.run !== null && this.run.approvals.length > 0;
   }
 
   /** Whether the conversation must not be changed now (Edit, Regenerate and the branch picker wait). */
@@ -222,9 +242,32 @@ export class SessionState {
   async stop() {
     if (!this.run) return;
     try {
-      await gql(CANCEL, { id: this.run.id }); // the stream brings the partial reply and RunFinished
+      // Running or waiting for approval: the stream brings the partial reply and RunFinished.
+      await gql(CANCEL, { id: this.run.id });
     } catch (error) {
       this.hooks.notice(error.message);
+    }
+  }
+
+  /**
+   * Sends the decisions on the calls the paused reply waits on, one per call:
+   * [{ toolCallId, approve, message? }]. The stream shows the run going on; resolves false when
+   * Parley refused them (the calls still waiting are shown again).
+   */
+  async decide(decisions) {
+    const run = this.run;
+    if (!run?.approvals.length) return false;
+    const asked = run.approvals;
+    run.approvals = []; // what follows comes by the stream (or another pause asks again)
+    this.hooks.changed();
+    try {
+      // It answers once the run has ended or paused again: the stream has shown that already.
+      await gql(RESOLVE, { runId: run.id, decisions });
+      return true;
+    } catch (error) {
+      if (error.code !== "UNAUTHENTICATED") this.hooks.notice(describe(error));
+      await this.#readApprovals(run, asked);
+      return false;
     }
   }
 
@@ -378,6 +421,8 @@ export class SessionState {
 
   #apply(event) {
     const run = this.run && this.run.id === (event.runId ?? event.run?.id) ? this.run : null;
+    // Decided elsewhere (another tab): the run goes on, so its calls wait no more.
+    if (this.run?.approvals.length && this.#goesOn(this.run.id, event)) this.run.approvals = [];
     switch (event.__typename) {
       case "MessageAdded":
         this.#added(event.message);
@@ -385,9 +430,12 @@ export class SessionState {
         break;
       case "RunStarted":
         if (!this.#finished.has(event.run.id) && !run) {
-          this.run = { ...event.run, text: "", index: 0, thinking: "", tools: new Map() };
+          this.run = { ...event.run, text: "", index: 0, thinking: "", tools: new Map(), approvals: [] };
           this.hooks.activity();
         }
+        break;
+      case "ApprovalRequested":
+        if (run) run.approvals = event.requests;
         break;
       case "TextSnapshot": // the whole text so far: it replaces what a dropped stream gave
         if (run) Object.assign(run, { text: event.text, index: event.index });
@@ -413,6 +461,11 @@ export class SessionState {
     }
   }
 
+  #goesOn(runId, event) {
+    if (event.__typename === "MessageAdded") return event.message.runId === runId && event.message.role === "TOOL";
+    return event.runId === runId && PROGRESS.has(event.__typename);
+  }
+
   #finishRun(run) {
     this.#finished.add(run.id);
     if (this.run?.id === run.id) {
@@ -429,6 +482,22 @@ export class SessionState {
     const { session } = await gql(TITLE, { id: this.sessionId }).catch(() => ({ session: null }));
     if (session?.title && this.session) {
       this.session = { ...this.session, title: session.title };
+      this.hooks.changed();
+    }
+  }
+
+  /** After refused decisions: the calls the run still waits on, read again (or those asked, if that fails). */
+  async #readApprovals(run, asked) {
+    let fresh = null;
+    try {
+      ({ run: fresh } = await gql(PENDING, { id: run.id }));
+    } catch {
+      // shown again as they were: deciding again tells
+    }
+    if (this.#closed || this.run !== run || run.approvals.length) return; // the stream knows better
+    if (fresh && ENDED.has(fresh.status)) this.#finishRun(fresh);
+    else {
+      run.approvals = fresh ? fresh.requests : asked;
       this.hooks.changed();
     }
   }
