@@ -1,8 +1,9 @@
 // The conversation: a `log` region named "Conversation" whose messages are articles labelled by
 // role ("user", "assistant", "tool"), with the reply being written at the end. It shows the active
 // branch; each message offers its actions: Edit on the user's words, Regenerate at the end of a
-// reply, and the branch picker ("Previous branch", "2/3", "Next branch") where it has siblings. A
-// reply waiting for approval shows each call it waits on with Approve and Deny.
+// reply (or on the user's last message when its reply failed), and the branch picker ("Previous
+// branch", "2/3", "Next branch") where it has siblings. A reply waiting for approval shows each
+// call it waits on with Approve and Deny.
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { MessageEditor } from "./composer.js";
 import { details, fullDate } from "./format.js";
@@ -65,8 +66,8 @@ function BranchPicker({ message, disabled, onSwitch }) {
 
 /**
  * A message and its actions. `actions`: { busy, edit(message, text), regenerate(message),
- * switchTo(messageId), decide(decisions) }, each resolving whether Parley took it; `replyEnd`: the
- * last message of a reply (Regenerate goes there).
+ * switchTo(messageId), decide(decisions) }, each resolving whether Parley took it; `replyEnd`:
+ * where Regenerate goes (the last message of a reply, or a user message left without one).
  */
 function Message({ message, thinking, replyEnd, actions }) {
   const [editing, setEditing] = useState(false);
@@ -320,7 +321,11 @@ export function Conversation({ state, focusId, actions }) {
               ? state.thinking.get(message.runId)
               : undefined
           }
-          replyEnd=${message.role === "ASSISTANT" && (state.messages[i + 1]?.role ?? "USER") === "USER"}
+          replyEnd=${
+            message.role === "ASSISTANT"
+              ? (state.messages[i + 1]?.role ?? "USER") === "USER"
+              : message.role === "USER" && i === state.messages.length - 1 && !state.busy // no reply: it failed
+          }
           actions=${actions}
         />`,
     )}

@@ -221,10 +221,14 @@ export class SessionState {
     return this.#fork("edit", EDIT, { messageId: message.id, content }, message.parentId);
   }
 
-  /** Asks for a new reply in place of `message` (a reply); resolves false when refused. */
+  /**
+   * Asks for a new reply in place of `message` (a reply), or for a reply to `message` (a user
+   * message whose reply failed); resolves false when refused.
+   */
   regenerate(message) {
     const at = this.messages.findIndex((m) => m.id === message.id);
-    const asked = this.messages.slice(0, at).findLast((m) => m.role === "USER"); // the message it answers
+    // The message answered: the user message itself, or the one before the reply.
+    const asked = message.role === "USER" ? message : this.messages.slice(0, at).findLast((m) => m.role === "USER");
     return this.#fork("regenerate", REGENERATE, { messageId: message.id }, asked?.id ?? null);
   }
 
