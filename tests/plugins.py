@@ -7,6 +7,8 @@ they wait for events or states they can observe.
 from __future__ import annotations
 
 import asyncio
+import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
@@ -111,7 +113,43 @@ async def demo(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[A
         await asyncio.sleep(0.005)
 
 
+async def asks(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
+    """Saves a memory with a tool (two, when asked for "two"), then says what the tool answered:
+    with `approvalRequired: ["save_memory"]` the run waits for a decision first."""
+    returns = tool_returns(messages)
+    # A new question (after a stopped run, pydantic-ai answers its dangling call beside the prompt).
+    if not returns or last_user_text(messages[-1:]):
+        keys = ["colour", "size"] if "two" in last_user_text(messages).split() else ["colour"]
+        for i, key in enumerate(keys):
+            args = json.dumps({"key": key, "value": f"{key} noted", "scope": "session"})
+            yield {i: DeltaToolCall(name="save_memory", json_args=args, tool_call_id=f"ask-{key}")}
+        return
+    yield "The tool answered: " + "; ".join(str(r.content) for r in returns)
+
+
+_TAKES: Counter[str] = Counter()
+_ATTEMPTS: Counter[str] = Counter()
+
+
+async def takes(messages: Any, info: AgentInfo) -> AsyncIterator[Any]:
+    """'take N: <the user's words>', N counting the replies to those words: a regenerated reply differs."""
+    text = last_user_text(messages)
+    _TAKES[text] += 1
+    yield f"take {_TAKES[text]}: {text}"
+
+
+async def flaky(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
+    """Fails (HTTP 500) the first time it is asked something; answers when asked again."""
+    text = last_user_text(messages)
+    _ATTEMPTS[text] += 1
+    if _ATTEMPTS[text] == 1:
+        raise ModelHTTPError(status_code=500, model_name="script:flaky", body={"error": "try again"})
+    yield f"second try: {text}"
+
+
 MODELS = {
+    "script:asks": asks,
+    "script:flaky": flaky,
     "script:demo": demo,
     "script:fail": fail,
     "script:xss": xss,
@@ -126,3 +164,5 @@ MODELS = {
 def register_models(models: ModelRegistry) -> None:
     for name, fn in MODELS.items():
         models.register(name, partial(FunctionModel, stream_function=fn, model_name=name))
+    # Named as a model genai-prices knows, so that its replies have a cost.
+    models.register("script:priced", partial(FunctionModel, stream_function=takes, model_name="gpt-4o-mini"))

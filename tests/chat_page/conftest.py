@@ -106,10 +106,12 @@ async def gql(
     return data
 
 
-async def make_agent(server: Server, admin: ApiUser, model: str) -> str:
+async def make_agent(server: Server, admin: ApiUser, model: str, **fields: Any) -> str:
+    """An agent of the scripted `model` (more AgentInput `fields`, e.g. approvalRequired); its name."""
     name = f"{model.removeprefix('script:')}-{uuid.uuid4().hex[:6]}"
     mutation = "mutation($i: AgentInput!) { createAgent(input: $i) { name } }"
-    await gql(server, admin.token, mutation, {"i": {"name": name, "model": model, "memoryEnabled": True}})
+    spec = {"name": name, "model": model, "memoryEnabled": True, **fields}
+    await gql(server, admin.token, mutation, {"i": spec})
     return name
 
 

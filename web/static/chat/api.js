@@ -158,6 +158,7 @@ export function subscribe(query, variables, { next, error, complete }) {
 // The fields the page reads, shared by queries, mutations and subscription events.
 export const MESSAGE_FIELDS = `
   id sequence role content runId model cost processingTimeMs createdAt toolCallId toolName
+  parentId siblingIds siblingIndex
   toolCalls { id name arguments }
   usage { inputTokens outputTokens totalTokens requests }`;
 

@@ -13,6 +13,7 @@ import { SessionState } from "./state.js";
 const START = `query Start { viewer { name } agents { name model } }`;
 const AGENTS = `query Agents { agents { name model } }`;
 const RENAME = `mutation Rename($id: UUID!, $title: String!) { updateSession(id: $id, input: { title: $title }) { id title } }`;
+const WAITING_HINT = "The reply waits for your decision: Approve or Deny its tool calls above, or press Stop.";
 const DELETE = `mutation Delete($id: UUID!) { deleteSession(id: $id) }`;
 
 function parseRoute() {
@@ -206,9 +207,21 @@ function ChatView({ route, start, notice, sessionsChanged, sessionDeleted }) {
     );
   }, [route.messageId, state, state.loading]);
 
+  // A search hit's route keeps the log where the hit is: a reply asked for leaves it, to be followed.
+  const followReplies = () => route.messageId && location.replace(sessionHref(route.sessionId));
   const send = (text) => {
-    if (route.messageId) location.replace(sessionHref(route.sessionId)); // follow the reply again
+    followReplies();
     return state.send(text, agentName);
+  };
+  // An edit or a regeneration takes away the message whose button had the focus: it goes to the message box.
+  const focusInput = (accepted) => (accepted && input.current?.focus(), accepted);
+  const actions = {
+    busy: state.busy,
+    edit: (message, text) => (followReplies(), state.edit(message, text).then(focusInput)),
+    regenerate: (message) => (followReplies(), state.regenerate(message).then(focusInput)),
+    switchTo: (messageId) => state.switchTo(messageId),
+    // The prompt's buttons go away with the decision: the focus goes to the message box.
+    decide: (decisions) => state.decide(decisions).then(focusInput),
   };
 
   return html`<main class="chat" id="chat">
@@ -224,11 +237,12 @@ function ChatView({ route, start, notice, sessionsChanged, sessionDeleted }) {
         location.hash = "#/";
       }}
     />
-    <${Conversation} state=${state} focusId=${route.messageId} />
+    <${Conversation} state=${state} focusId=${route.messageId} actions=${actions} />
     <${Composer}
       inputRef=${input}
       running=${state.running}
-      disabled=${state.loading}
+      hint=${state.waiting ? WAITING_HINT : ""}
+      disabled=${state.loading || state.starting || state.switching}
       onSend=${send}
       onStop=${() => state.stop()}
     />
