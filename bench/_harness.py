@@ -135,6 +135,9 @@ def parley_env(database_url: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["DATABASE_URL"] = database_url
     env.setdefault("PARLEY_MODEL", "echo")
+    # The bench client is one user with hundreds of sockets: lift the per-user limit (a
+    # protection against one user hurting others, not part of what is measured).
+    env.setdefault("PARLEY_MAX_CONNECTIONS_PER_USER", "100000")
     env.update(extra)
     return env
 
