@@ -176,7 +176,7 @@ class Metrics:
         forget_dead_workers(self.metrics_dir)
         registry = CollectorRegistry()
         # prometheus-client leaves its multiprocess module unannotated.
-        MultiProcessCollector(registry, path=str(self.metrics_dir))  # type: ignore[no-untyped-call]
+        MultiProcessCollector(registry, path=str(self.metrics_dir))  # type: ignore[no-untyped-call]  # unannotated upstream
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

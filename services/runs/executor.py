@@ -17,24 +17,16 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import asyncpg
 from pydantic_ai import Agent as PydanticAgent
 from pydantic_ai import DeferredToolRequests, DeferredToolResults
-from pydantic_ai.exceptions import RunCancelled, RunTimedOut
+from pydantic_ai.exceptions import RunCancelled
 from pydantic_ai.messages import (
     ModelMessage,
-    ModelRequest,
-    ModelResponse,
-    RetryPromptPart,
-    TextPart,
     ToolCallPart,
-    ToolReturnPart,
     UserContent,
     repair_messages,
 )
@@ -48,7 +40,7 @@ from services.conversation import RowDraft, drafts_from, dump, tool_arguments, w
 from services.database import acquire, model_from
 from services.errors import RunGone
 from services.memory import MemoryBounds
-from services.runs import failures
+from services.runs import failures, outcome
 from services.runs.agent import MemoryModel, RunDeps
 from services.runs.handles import RunHandle, TurnResult
 from services.runs.relay import Relay
@@ -120,7 +112,7 @@ class Execution:
             )
             model = self._model()
             async with (
-                _entered(model),
+                outcome.entered(model),
                 self.rt.agents.agent.iter(
                     await self._prompt(),
                     model=model,
@@ -161,10 +153,14 @@ class Execution:
             return
         except RunCancelled as exc:
             usage = exc.usage
-            status, error = self._cancelled(exc)
+            status, error = outcome.cancelled(exc, self.handle.cancel_reason, self.rt.settings.run_timeout_s)
             messages = exc.new_messages()
             # Stopped on purpose (cancel, clean stop): what it said so far is its reply.
-            final = messages if _keeps_partial(error) and _ends_with_text(messages) else _complete(messages)
+            final = (
+                messages
+                if outcome.keeps_partial(error) and outcome.ends_with_text(messages)
+                else outcome.complete(messages)
+            )
         except Exception as exc:
             status, error = RunStatus.FAILED, failures.classify(exc)
             if error.code == "INTERNAL_SERVER_ERROR":
@@ -172,7 +168,7 @@ class Execution:
             else:
                 log.warning("run %s failed: %s (%s)", self.run_id, error.code, failures.describe(exc))
             if agent_run is not None:  # requests already made were billed; completed messages are history
-                usage, final = agent_run.usage, _complete(agent_run.new_messages())
+                usage, final = agent_run.usage, outcome.complete(agent_run.new_messages())
         await self._finish(status, error, usage, final, waiting)
 
     def _model(self) -> Model | str:
@@ -180,15 +176,6 @@ class Execution:
         if self.agent.memory_enabled:
             return MemoryModel(model, self.user_id, self.session_id)
         return model
-
-    def _cancelled(self, exc: RunCancelled) -> tuple[RunStatus, failures.RunError | None]:
-        if isinstance(exc, RunTimedOut):
-            return RunStatus.FAILED, failures.timed_out(self.rt.settings.run_timeout_s)
-        if self.handle.cancel_reason == "shutdown":
-            return RunStatus.FAILED, failures.SHUTDOWN
-        if self.handle.cancel_reason == "lost":
-            return RunStatus.FAILED, failures.LOST
-        return RunStatus.CANCELLED, None
 
     async def _history(self) -> list[ModelMessage]:
         limit = self.agent.history_limit
@@ -203,7 +190,7 @@ class Execution:
         # Turns recorded with addMessages may leave a tool call unanswered, which pydantic-ai refuses:
         # close such calls out (only then, so a well-formed history is sent exactly as stored). The
         # calls a paused run waits on are answered by the decisions instead.
-        if self.resume is None and _dangling_calls(history):
+        if self.resume is None and outcome.dangling_calls(history):
             return repair_messages(history)
         return history
 
@@ -222,7 +209,7 @@ class Execution:
         drafts = self._drafts(pending)
         async with acquire() as conn, conn.transaction():
             added = await self._write(conn, pending, drafts, guard=True)
-        self._stored_more(len(pending), added, _reply_of(added))
+        self._stored_more(len(pending), added, outcome.reply_of(added))
         for message in added:
             self.rt.emit(self.session_id, events.MessageAdded(message))
 
@@ -335,10 +322,10 @@ class Execution:
                     usage.requests if usage else None,
                     usage.input_tokens if usage else None,
                     usage.output_tokens if usage else None,
-                    _cost(usage),
+                    outcome.cost(usage),
                     error.code if error else None,
                     error.message if error else None,
-                    reply_id if _has_reply(status, error) and waiting is None else None,
+                    reply_id if outcome.has_reply(status, error) and waiting is None else None,
                     self.session_id,
                     json.dumps(
                         [
@@ -384,14 +371,14 @@ class Execution:
             raise
         rt.fanout.committed(batch)
         rt.fanout.forget(self.run_id)
-        self._stored_more(len(pending), added, _reply_of(added))
+        self._stored_more(len(pending), added, outcome.reply_of(added))
         for message in added:
             rt.hub.deliver(self.session_id, events.MessageAdded(message))
         rt.hub.deliver(self.session_id, ending)
         self.handle.result = TurnResult(
             run=run,
             user_message=self.stored.user_message,
-            reply=self.stored.reply if _has_reply(status, error) and waiting is None else None,
+            reply=self.stored.reply if outcome.has_reply(status, error) and waiting is None else None,
             messages=[self.stored.user_message, *self.stored.messages],
         )
 
@@ -406,64 +393,3 @@ class Execution:
                 reply=None,
                 messages=[self.stored.user_message, *self.stored.messages],
             )
-
-
-@asynccontextmanager
-async def _entered(model: Model | str) -> AsyncIterator[None]:
-    """A model built for this run is held entered by it, so that the HTTP client its provider opened
-    closes when the run ends (pydantic-ai does that itself only for a model it builds from a string)."""
-    if isinstance(model, str):
-        yield
-        return
-    async with model:
-        yield
-
-
-def _reply_of(added: list[MessageRow]) -> MessageRow | None:
-    """The reply is text; a message that only calls tools is not."""
-    return next((m for m in reversed(added) if m.role is Role.ASSISTANT and m.content), None)
-
-
-def _keeps_partial(error: failures.RunError | None) -> bool:
-    """Cancelled, or interrupted by a stop: the partial text stays (a failure adds nothing)."""
-    return error is None or error.code == "INTERRUPTED"
-
-
-def _has_reply(status: RunStatus, error: failures.RunError | None) -> bool:
-    return status is not RunStatus.FAILED or _keeps_partial(error)
-
-
-def _ends_with_text(messages: list[ModelMessage]) -> bool:
-    last = messages[-1] if messages else None
-    return isinstance(last, ModelResponse) and any(isinstance(p, TextPart) and p.content for p in last.parts)
-
-
-def _complete(messages: list[ModelMessage]) -> list[ModelMessage]:
-    """Drop an interrupted response at the end: the failure lives on the run, not as a message."""
-    if messages and isinstance(messages[-1], ModelResponse) and messages[-1].state == "interrupted":
-        return messages[:-1]
-    return messages
-
-
-def _dangling_calls(history: list[ModelMessage]) -> bool:
-    calls = {
-        p.tool_call_id
-        for m in history
-        if isinstance(m, ModelResponse)
-        for p in m.parts
-        if isinstance(p, ToolCallPart)
-    }
-    answered = {
-        p.tool_call_id
-        for m in history
-        if isinstance(m, ModelRequest)
-        for p in m.parts
-        if isinstance(p, ToolReturnPart | RetryPromptPart)
-    }
-    return bool(calls - answered)
-
-
-def _cost(usage: RunUsage | None) -> float | None:
-    """USD from genai-prices (pydantic-ai prices known models); None when unknown."""
-    cost = getattr(usage, "cost", None)
-    return float(cost) if isinstance(cost, int | float | Decimal) else None
