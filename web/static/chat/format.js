@@ -50,3 +50,12 @@ export function details(message) {
   if (message.processingTimeMs != null) parts.push(`${(message.processingTimeMs / 1000).toFixed(1)} s`);
   return parts.join(" · ");
 }
+
+const sizes = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+
+/** A file's size: "812 B", "1.2 kB", "3.4 MB". */
+export function bytes(size) {
+  if (size < 1000) return `${size} B`;
+  if (size < 1_000_000) return `${sizes.format(size / 1000)} kB`;
+  return `${sizes.format(size / 1_000_000)} MB`;
+}
