@@ -36,11 +36,11 @@ export function describe(error) {
   switch (error.code) {
     case "RUN_IN_PROGRESS":
       return "Parley is still writing a reply in this chat. Wait for it to finish, or press Stop.";
-    case "QUOTA_EXCEEDED":
-      return "Your usage budget is spent for now; try again later.";
+    case "QUOTA_EXCEEDED": // Parley's message says which budget and how much of it is used
+      return `No reply can start now: ${error.message}.`;
     case "RATE_LIMITED": {
       const wait = error.extensions?.retryAfter;
-      return `Too many requests${wait ? `: try again in ${wait} s` : ""}.`;
+      return `Too many requests: ${wait ? `try again in ${wait} s` : "wait a moment and try again"}.`;
     }
     default:
       return error instanceof ApiError ? error.message : `Something went wrong: ${error.message}`;

@@ -10,6 +10,7 @@ import { Conversation } from "./conversation.js";
 import { html } from "./html.js";
 import { SessionList, sessionHref } from "./sessions.js";
 import { SessionState } from "./state.js";
+import { Usage } from "./usage.js";
 
 const START = `query Start { viewer { name } agents { name model } }`;
 const AGENTS = `query Agents { agents { name model } }`;
@@ -309,6 +310,7 @@ function Shell({ start, signOut }) {
         notice=${notice}
         onNavigate=${() => setMenuOpen(false)}
       />
+      <${Usage} version=${version} />
     </div>
     <${Notices} notices=${notices} dismiss=${(id) => setNotices((list) => list.filter((n) => n.id !== id))} />
     <${ChatView}

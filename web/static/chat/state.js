@@ -207,7 +207,7 @@ export class SessionState {
         this.hooks.created(createSession);
       } catch (error) {
         this.pending = null;
-        this.hooks.notice(error.message);
+        this.hooks.notice(describe(error));
         this.hooks.changed();
         return false;
       }
@@ -256,7 +256,7 @@ export class SessionState {
       // Running or waiting for approval: the stream brings the partial reply and RunFinished.
       await gql(CANCEL, { id: this.run.id });
     } catch (error) {
-      this.hooks.notice(error.message);
+      this.hooks.notice(describe(error));
     }
   }
 
@@ -555,6 +555,7 @@ export class SessionState {
     }
     if (error.code === "UNAUTHENTICATED") return; // the app signs out
     this.hooks.notice(describe(error));
+    if (error.code === "QUOTA_EXCEEDED") this.hooks.activity(); // the usage shown is out of date
     if (error.code === "NOT_FOUND") this.#reload(); // the message edited or answered again is gone
     // A refused request (e.g. RUN_IN_PROGRESS): watch again, which joins the reply running
     // now. A refused watch is not retried at once: it would only be refused again.
