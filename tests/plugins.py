@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
 from pydantic_ai.exceptions import ModelHTTPError
-from pydantic_ai.messages import ModelMessage
+from pydantic_ai.messages import BinaryContent, ModelMessage, ModelRequest, TextContent, UserPromptPart
 from pydantic_ai.models.function import AgentInfo, DeltaThinkingPart, DeltaToolCall, FunctionModel
 
 from services.llm import ModelRegistry
@@ -147,8 +148,37 @@ async def flaky(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[
     yield f"second try: {text}"
 
 
+async def sees(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
+    """Says what the newest prompt brought: its words ('said: ...'), 'got image/png (68 bytes)'
+    for each image or PDF (its real bytes, not the stored reference) and 'got notes.md
+    (text/markdown): ...' for each text file."""
+    prompt = next(
+        part
+        for message in reversed(messages)
+        if isinstance(message, ModelRequest)
+        for part in reversed(message.parts)
+        if isinstance(part, UserPromptPart)
+    )
+    items = [prompt.content] if isinstance(prompt.content, str) else list(prompt.content)
+    said = []
+    for item in items:
+        if isinstance(item, BinaryContent):
+            said.append(f"got {item.media_type} ({len(item.data)} bytes)")
+        elif isinstance(item, TextContent):  # <file name="..." type="...">the text</file>
+            framed = re.fullmatch(
+                r'<file name="(.*?)" type="(.*?)">\n?(.*?)\n?</file>', item.content, re.DOTALL
+            )
+            assert framed is not None, item.content
+            name, kind, text = framed.groups()
+            said.append(f"got {name} ({kind}): {' '.join(text.split())}")
+        elif isinstance(item, str) and item:
+            said.append(f"said: {item}")
+    yield "; ".join(said) or "got nothing"
+
+
 MODELS = {
     "script:asks": asks,
+    "script:sees": sees,
     "script:flaky": flaky,
     "script:demo": demo,
     "script:fail": fail,

@@ -162,23 +162,29 @@ OpenPage = Callable[..., Awaitable[ChatPage]]
 
 @pytest.fixture
 async def open_page(browser: Browser, chat_server: Server) -> AsyncIterator[OpenPage]:
-    """Opens chat pages (each in its own browser context, signed in as `user` if given), checked
-    when the test ends."""
+    """Opens chat pages (each in its own browser context, on `server` or the suite's, signed in as
+    `user` if given), checked when the test ends."""
     opened: list[ChatPage] = []
 
     async def open_one(
-        user: ApiUser | None = None, *, bypass_csp: bool = False, width: int = 1200, height: int = 800
+        user: ApiUser | None = None,
+        *,
+        server: Server | None = None,
+        bypass_csp: bool = False,
+        width: int = 1200,
+        height: int = 800,
     ) -> ChatPage:
+        server = server or chat_server
         context = await browser.new_context(
-            viewport={"width": width, "height": height}, bypass_csp=bypass_csp, base_url=chat_server.url
+            viewport={"width": width, "height": height}, bypass_csp=bypass_csp, base_url=server.url
         )
         context.set_default_timeout(WAIT_MS)
         page = await context.new_page()
-        chat = ChatPage(page, chat_server)
+        chat = ChatPage(page, server)
 
         async def record(route: Route) -> None:
             chat.hosts.add(urlsplit(route.request.url).netloc)
-            if urlsplit(route.request.url).netloc == f"127.0.0.1:{chat_server.port}":
+            if urlsplit(route.request.url).netloc == f"127.0.0.1:{server.port}":
                 await route.continue_()
             else:
                 await route.abort()
@@ -196,7 +202,7 @@ async def open_page(browser: Browser, chat_server: Server) -> AsyncIterator[Open
     yield open_one
     try:
         for chat in opened:
-            assert chat.hosts <= {f"127.0.0.1:{chat_server.port}"}, f"requests to other hosts: {chat.hosts}"
+            assert chat.hosts <= {f"127.0.0.1:{chat.server.port}"}, f"requests to other hosts: {chat.hosts}"
             assert await chat.page.evaluate("window.__xss") is None, "script from a message ran"
             assert chat.errors == [], f"uncaught errors in the page: {chat.errors}"
     finally:

@@ -17,6 +17,7 @@ export const auth = {
   clear() {
     localStorage.removeItem(TOKEN_KEY);
     closeSocket();
+    forgetFiles();
   },
   onRejected: () => {}, // the app signs out when Parley stops accepting the token
 };
@@ -35,17 +36,18 @@ export function describe(error) {
   switch (error.code) {
     case "RUN_IN_PROGRESS":
       return "Parley is still writing a reply in this chat. Wait for it to finish, or press Stop.";
-    case "QUOTA_EXCEEDED":
-      return "Your usage budget is spent for now; try again later.";
+    case "QUOTA_EXCEEDED": // Parley's message says which budget and how much of it is used
+      return `No reply can start now: ${error.message}.`;
     case "RATE_LIMITED": {
       const wait = error.extensions?.retryAfter;
-      return `Too many requests${wait ? `: try again in ${wait} s` : ""}.`;
+      return `Too many requests: ${wait ? `try again in ${wait} s` : "wait a moment and try again"}.`;
     }
     default:
       return error instanceof ApiError ? error.message : `Something went wrong: ${error.message}`;
   }
 }
 
+/** The first GraphQL error as an ApiError (signing out on UNAUTHENTICATED). */
 function fromGraphQLErrors(errors) {
   const first = errors[0] ?? {};
   const extensions = first.extensions ?? {};
@@ -71,10 +73,90 @@ export async function gql(query, variables = {}, token = auth.token) {
   } catch {
     throw new ApiError("Parley cannot be reached. Check the connection and try again.", "NETWORK");
   }
+  return answer(response);
+}
+
+async function answer(response) {
   const body = await response.json().catch(() => null);
   if (body?.errors?.length) throw fromGraphQLErrors(body.errors);
   if (!response.ok || !body?.data) throw new ApiError(`Parley answered HTTP ${response.status}.`, "HTTP");
   return body.data;
+}
+
+/**
+ * Uploads a file with the GraphQL multipart request spec (operations, map, then the file) and
+ * returns its Attachment; throws ApiError (BAD_USER_INPUT: a type Parley does not take, or too
+ * large). A multipart POST needs a header that forces a CORS preflight (README, Attachments).
+ */
+export async function uploadFile(file, signal) {
+  const query = `mutation Upload($file: Upload!) { uploadAttachment(file: $file) { ${ATTACHMENT_FIELDS} } }`;
+  const form = new FormData();
+  form.append("operations", JSON.stringify({ query, variables: { file: null } }));
+  form.append("map", JSON.stringify({ 0: ["variables.file"] }));
+  form.append("0", file, file.name);
+  let response;
+  try {
+    response = await fetch("/graphql", {
+      method: "POST",
+      headers: {
+        Accept: "application/graphql-response+json, application/json",
+        Authorization: `Bearer ${auth.token}`,
+        "GraphQL-Preflight": "1",
+      },
+      body: form,
+      signal,
+    });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    // Parley cuts off a body over its limit: the browser may see that as a dropped connection.
+    throw new ApiError(
+      "the upload broke off (the file may be larger than Parley takes, or the connection dropped)",
+      "NETWORK",
+    );
+  }
+  return (await answer(response)).uploadAttachment;
+}
+
+// An attachment's bytes need the Bearer token, which an <img> or a link cannot send: they are
+// fetched and shown through object URLs, one per attachment (its bytes never change) until sign-out.
+const files = new Map(); // attachment id -> Promise of an object URL
+
+/** An object URL of the attachment's bytes (fetched once); rejects with an ApiError. */
+export function fileUrl(attachment) {
+  let url = files.get(attachment.id);
+  if (!url) {
+    url = fetchFile(attachment.url);
+    url.catch(() => files.delete(attachment.id)); // a later look tries again
+    files.set(attachment.id, url);
+  }
+  return url;
+}
+
+/** The bytes of a file just uploaded are already here: the page shows them without a download. */
+export function knownFile(attachment, objectUrl) {
+  if (!files.has(attachment.id)) files.set(attachment.id, Promise.resolve(objectUrl));
+}
+
+async function fetchFile(url) {
+  let response;
+  try {
+    response = await fetch(url, { headers: { Authorization: `Bearer ${auth.token}` } });
+  } catch {
+    throw new ApiError("Parley cannot be reached. Check the connection and try again.", "NETWORK");
+  }
+  if (response.status === 401) auth.onRejected();
+  if (!response.ok) {
+    throw new ApiError(
+      response.status === 404 ? "the file no longer exists" : `Parley answered HTTP ${response.status}`,
+      "HTTP",
+    );
+  }
+  return URL.createObjectURL(await response.blob());
+}
+
+function forgetFiles() {
+  for (const url of files.values()) url.then(URL.revokeObjectURL, () => {});
+  files.clear();
 }
 
 let client = null;
@@ -156,10 +238,12 @@ export function subscribe(query, variables, { next, error, complete }) {
 }
 
 // The fields the page reads, shared by queries, mutations and subscription events.
+export const ATTACHMENT_FIELDS = "id filename mediaType size url";
 export const MESSAGE_FIELDS = `
   id sequence role content runId model cost processingTimeMs createdAt toolCallId toolName
   parentId siblingIds siblingIndex
   toolCalls { id name arguments }
+  attachments { ${ATTACHMENT_FIELDS} }
   usage { inputTokens outputTokens totalTokens requests }`;
 
 export const RUN_FIELDS = `id status model cost error { code message } usage { inputTokens outputTokens }`;

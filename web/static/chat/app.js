@@ -4,11 +4,13 @@
 import { Component, render } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { auth, describe, gql } from "./api.js";
+import { useFileDrop, usePendingFiles } from "./attachments.js";
 import { Composer } from "./composer.js";
 import { Conversation } from "./conversation.js";
 import { html } from "./html.js";
 import { SessionList, sessionHref } from "./sessions.js";
 import { SessionState } from "./state.js";
+import { Usage } from "./usage.js";
 
 const START = `query Start { viewer { name } agents { name model } }`;
 const AGENTS = `query Agents { agents { name model } }`;
@@ -154,6 +156,8 @@ function ChatView({ route, start, notice, sessionsChanged, sessionDeleted }) {
   const stateRef = useRef(null);
   const stateRoute = useRef(undefined); // the session id in the route the state was made for
   const input = useRef(null);
+  const files = usePendingFiles(notice); // the next message's, dropped anywhere on the chat
+  const [dropping, dropHandlers] = useFileDrop(files.add);
 
   // The state is made during render, so that the first render of a route already shows its
   // chat. A new chat's state goes on when its first message creates the session: it adopts
@@ -209,22 +213,23 @@ function ChatView({ route, start, notice, sessionsChanged, sessionDeleted }) {
 
   // A search hit's route keeps the log where the hit is: a reply asked for leaves it, to be followed.
   const followReplies = () => route.messageId && location.replace(sessionHref(route.sessionId));
-  const send = (text) => {
+  const send = (text, attachments) => {
     followReplies();
-    return state.send(text, agentName);
+    return state.send(text, agentName, attachments);
   };
   // An edit or a regeneration takes away the message whose button had the focus: it goes to the message box.
   const focusInput = (accepted) => (accepted && input.current?.focus(), accepted);
   const actions = {
     busy: state.busy,
-    edit: (message, text) => (followReplies(), state.edit(message, text).then(focusInput)),
+    edit: (message, text, attachments) => (followReplies(), state.edit(message, text, attachments).then(focusInput)),
     regenerate: (message) => (followReplies(), state.regenerate(message).then(focusInput)),
     switchTo: (messageId) => state.switchTo(messageId),
     // The prompt's buttons go away with the decision: the focus goes to the message box.
     decide: (decisions) => state.decide(decisions).then(focusInput),
+    notice,
   };
 
-  return html`<main class="chat" id="chat">
+  return html`<main class=${`chat${dropping ? " dropping" : ""}`} id="chat" ...${dropHandlers}>
     <${ChatHeader}
       state=${state}
       agents=${agents}
@@ -243,6 +248,7 @@ function ChatView({ route, start, notice, sessionsChanged, sessionDeleted }) {
       running=${state.running}
       hint=${state.waiting ? WAITING_HINT : ""}
       disabled=${state.loading || state.starting || state.switching}
+      files=${files}
       onSend=${send}
       onStop=${() => state.stop()}
     />
@@ -264,8 +270,20 @@ function Shell({ start, signOut }) {
   const notice = (text) => setNotices((list) => [...list.slice(-2), { id: Math.random(), text }]);
   useEffect(() => {
     const onRejection = (event) => notice(`Something went wrong: ${event.reason?.message ?? event.reason}`);
+    // A file dropped beside the chat would make the browser leave the page to show it.
+    const keepFiles = (event) => {
+      if (![...(event.dataTransfer?.types ?? [])].includes("Files") || event.defaultPrevented) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "none";
+    };
     addEventListener("unhandledrejection", onRejection);
-    return () => removeEventListener("unhandledrejection", onRejection);
+    addEventListener("dragover", keepFiles);
+    addEventListener("drop", keepFiles);
+    return () => {
+      removeEventListener("unhandledrejection", onRejection);
+      removeEventListener("dragover", keepFiles);
+      removeEventListener("drop", keepFiles);
+    };
   }, []);
 
   return html`<div class=${`shell${menuOpen ? " menu-open" : ""}`}>
@@ -292,6 +310,7 @@ function Shell({ start, signOut }) {
         notice=${notice}
         onNavigate=${() => setMenuOpen(false)}
       />
+      <${Usage} version=${version} />
     </div>
     <${Notices} notices=${notices} dismiss=${(id) => setNotices((list) => list.filter((n) => n.id !== id))} />
     <${ChatView}

@@ -1,6 +1,8 @@
-// The message box (Enter sends, Shift+Enter starts a new line; Stop while a reply runs) and the
-// editor of an earlier message, which sends a new version of it the same way.
+// The message box (Enter sends, Shift+Enter starts a new line; Stop while a reply runs; files by
+// "Attach files", paste or drop) and the editor of an earlier message, which sends a new version
+// of it (its words and files) the same way.
 import { useLayoutEffect, useRef, useState } from "preact/hooks";
+import { AttachButton, FileChips, pasteFiles, useFileDrop, usePendingFiles } from "./attachments.js";
 import { html } from "./html.js";
 
 /** The box grows with its text (up to a limit set in CSS). */
@@ -20,20 +22,33 @@ const enterSends = (send) => (event) => {
   }
 };
 
-/** `hint`: why Send waits, shown under the box (the reply waits for approval). */
-export function Composer({ running, disabled, hint, onSend, onStop, inputRef }) {
+/**
+ * `hint`: why Send waits, shown under the box (the reply waits for approval). `files`: the
+ * pending files (usePendingFiles), kept by the chat so that a drop anywhere on it adds to them.
+ * `onSend(text, attachments)` resolves whether Parley took the message.
+ */
+export function Composer({ running, disabled, hint, files, onSend, onStop, inputRef }) {
   const [text, setText] = useState("");
   const own = useRef(null);
   const box = inputRef ?? own;
   useGrowing(box, text);
 
+  const empty = !text.trim() && !files.items.length; // a message may be files alone
   const send = async () => {
     const content = text.trim();
-    if (!content || running || disabled) return;
+    if (empty || running || disabled || files.uploading) return;
     setText("");
-    const accepted = await onSend(content);
-    if (!accepted) setText((current) => current || content); // refused: give the words back
+    const taken = files.take();
+    const accepted = await onSend(
+      content,
+      taken.map((item) => item.attachment),
+    );
+    if (!accepted) {
+      setText((current) => current || content); // refused: give the words and files back
+      files.restore(taken);
+    }
   };
+  const why = hint || (files.uploading ? "Send waits until the files are uploaded." : "");
 
   return html`<form
     class="composer"
@@ -42,29 +57,39 @@ export function Composer({ running, disabled, hint, onSend, onStop, inputRef }) 
       send();
     }}
   >
+    <${FileChips} files=${files} />
+    <${AttachButton} onFiles=${files.add} />
     <textarea
       ref=${box}
       rows="1"
       aria-label="Message"
-      aria-describedby=${hint ? "composer-hint" : undefined}
+      aria-describedby=${why ? "composer-hint" : undefined}
       placeholder="Message (Enter to send, Shift+Enter for a new line)"
       value=${text}
       onInput=${(event) => setText(event.currentTarget.value)}
       onKeyDown=${enterSends(send)}
+      onPaste=${pasteFiles(files.add)}
     ></textarea>
     ${running && html`<button type="button" class="stop" onClick=${onStop}>Stop</button>`}
-    <button type="submit" class="send" disabled=${running || disabled || !text.trim()}>Send</button>
-    ${hint && html`<p class="composer-hint hint" id="composer-hint" role="status">${hint}</p>`}
+    <button type="submit" class="send" disabled=${running || disabled || files.uploading || empty}>Send</button>
+    ${why && html`<p class="composer-hint hint" id="composer-hint" role="status">${why}</p>`}
   </form>`;
 }
 
+const sameFiles = (items, attachments) =>
+  items.length === attachments.length && items.every((item, i) => item.attachment?.id === attachments[i].id);
+
 /**
  * A new version of a user message, in place of its text: Enter or Send sends it, Escape or
- * Cancel gives up. `onSend` resolves whether Parley took it; refused, the words stay here.
+ * Cancel gives up. It starts with the message's files, which can be removed or added to (the new
+ * version has exactly the files shown). `onSend(text, attachments)` resolves whether Parley took
+ * it; refused, the words and files stay here.
  */
-export function MessageEditor({ content, disabled, onSend, onCancel }) {
+export function MessageEditor({ content, attachments = [], disabled, notice, onSend, onCancel }) {
   const [text, setText] = useState(content);
   const [sending, setSending] = useState(false);
+  const files = usePendingFiles(notice, attachments);
+  const [dragging, dropHandlers] = useFileDrop(files.add);
   const box = useRef(null);
   useGrowing(box, text);
   useLayoutEffect(() => {
@@ -73,15 +98,18 @@ export function MessageEditor({ content, disabled, onSend, onCancel }) {
     el.setSelectionRange(el.value.length, el.value.length);
   }, []);
 
-  const changed = text.trim() && text.trim() !== content.trim();
+  const changed =
+    (text.trim() || files.items.length) && (text.trim() !== content.trim() || !sameFiles(files.items, attachments));
   const send = async () => {
-    if (!changed || sending || disabled) return;
+    if (!changed || sending || disabled || files.uploading) return;
     setSending(true);
-    if (!(await onSend(text.trim()))) setSending(false); // taken, the message gives way to its new version
+    // Taken, the message gives way to its new version.
+    if (!(await onSend(text.trim(), files.attachments()))) setSending(false);
   };
 
   return html`<form
-    class="editor"
+    class=${`editor${dragging ? " dropping" : ""}`}
+    ...${dropHandlers}
     onSubmit=${(event) => {
       event.preventDefault();
       send();
@@ -95,10 +123,13 @@ export function MessageEditor({ content, disabled, onSend, onCancel }) {
       value=${text}
       onInput=${(event) => setText(event.currentTarget.value)}
       onKeyDown=${enterSends(send)}
+      onPaste=${pasteFiles(files.add)}
     ></textarea>
+    <${FileChips} files=${files} />
     <span class="editor-actions">
+      <${AttachButton} onFiles=${files.add} />
       <button type="button" onClick=${onCancel}>Cancel</button>
-      <button type="submit" class="send" disabled=${!changed || sending || disabled}>Send</button>
+      <button type="submit" class="send" disabled=${!changed || sending || disabled || files.uploading}>Send</button>
     </span>
   </form>`;
 }

@@ -5,6 +5,7 @@
 // branch", "2/3", "Next branch") where it has siblings. A reply waiting for approval shows each
 // call it waits on with Approve and Deny.
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import { MessageFiles } from "./attachments.js";
 import { MessageEditor } from "./composer.js";
 import { details, fullDate } from "./format.js";
 import { html } from "./html.js";
@@ -65,8 +66,8 @@ function BranchPicker({ message, disabled, onSwitch }) {
 }
 
 /**
- * A message and its actions. `actions`: { busy, edit(message, text), regenerate(message),
- * switchTo(messageId), decide(decisions) }, each resolving whether Parley took it; `replyEnd`:
+ * A message and its actions. `actions`: { busy, edit(message, text, attachments), regenerate(message),
+ * switchTo(messageId), decide(decisions), notice(text) }, each resolving whether Parley took it; `replyEnd`:
  * where Regenerate goes (the last message of a reply, or a user message left without one).
  */
 function Message({ message, thinking, replyEnd, actions }) {
@@ -90,12 +91,17 @@ function Message({ message, thinking, replyEnd, actions }) {
     };
     body = html`<${MessageEditor}
       content=${message.content}
+      attachments=${message.attachments}
       disabled=${actions.busy}
-      onSend=${(text) => actions.edit(message, text)}
+      notice=${actions.notice}
+      onSend=${(text, attachments) => actions.edit(message, text, attachments)}
       onCancel=${stop}
     />`;
   } else {
-    body = html`<p class="text">${message.content}</p>`; // people's words are shown as typed
+    body = [
+      html`<${MessageFiles} attachments=${message.attachments} notice=${actions.notice} />`,
+      message.content && html`<p class="text">${message.content}</p>`, // people's words are shown as typed
+    ];
   }
   const detail = message.role === "ASSISTANT" ? details(message) : "";
   // Moving to a sibling replaces this article: the focus goes to the same button of the new one
@@ -332,7 +338,8 @@ export function Conversation({ state, focusId, actions }) {
     ${
       state.pending &&
       html`<article class="message user pending" aria-label="user" aria-busy="true">
-        <p class="text">${state.pending.content}</p>
+        <${MessageFiles} attachments=${state.pending.attachments} notice=${actions.notice} />
+        ${state.pending.content && html`<p class="text">${state.pending.content}</p>`}
       </article>`
     }
     ${state.run && html`<${LiveReply} run=${state.run} messages=${state.messages} onDecide=${actions.decide} />`}

@@ -39,7 +39,8 @@ export function useNow(ms = 30_000) {
   return now;
 }
 
-const usd = (cost) => (cost === 0 ? "$0" : `$${cost < 0.01 ? cost.toPrecision(2) : cost.toFixed(2)}`);
+/** A cost in USD: "$0", "$0.0012", "$1.25". */
+export const usd = (cost) => (cost === 0 ? "$0" : `$${cost < 0.01 ? cost.toPrecision(2) : cost.toFixed(2)}`);
 
 /** The detail line of a reply: model, tokens, cost and time taken. */
 export function details(message) {
@@ -49,4 +50,17 @@ export function details(message) {
   if (message.cost != null) parts.push(usd(message.cost));
   if (message.processingTimeMs != null) parts.push(`${(message.processingTimeMs / 1000).toFixed(1)} s`);
   return parts.join(" · ");
+}
+
+const sizes = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+const counts = new Intl.NumberFormat();
+
+/** A count as people read it: "12,345". */
+export const count = (n) => counts.format(n);
+
+/** A file's size: "812 B", "1.2 kB", "3.4 MB". */
+export function bytes(size) {
+  if (size < 1000) return `${size} B`;
+  if (size < 1_000_000) return `${sizes.format(size / 1000)} kB`;
+  return `${sizes.format(size / 1_000_000)} MB`;
 }

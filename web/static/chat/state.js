@@ -36,11 +36,13 @@ const EVENT_FIELDS = `
   ... on MessageAdded { message { ${MESSAGE_FIELDS} } }
   ... on ApprovalRequested { runId requests { ${REQUEST_FIELDS} } }`;
 
-const CHAT = `subscription Chat($sessionId: UUID!, $content: String!, $key: String) {
-  chat(sessionId: $sessionId, content: $content, idempotencyKey: $key) { ${EVENT_FIELDS} }
+const CHAT = `subscription Chat($sessionId: UUID!, $content: String!, $key: String, $attachments: [UUID!]) {
+  chat(sessionId: $sessionId, content: $content, idempotencyKey: $key, attachments: $attachments) { ${EVENT_FIELDS} }
 }`;
-const EDIT = `subscription Edit($messageId: UUID!, $content: String!, $key: String) {
-  editMessage(messageId: $messageId, content: $content, idempotencyKey: $key) { ${EVENT_FIELDS} }
+const EDIT = `subscription Edit($messageId: UUID!, $content: String!, $key: String, $attachments: [UUID!]) {
+  editMessage(messageId: $messageId, content: $content, idempotencyKey: $key, attachments: $attachments) {
+    ${EVENT_FIELDS}
+  }
 }`;
 const REGENERATE = `subscription Regenerate($messageId: UUID!, $key: String) {
   regenerate(messageId: $messageId, idempotencyKey: $key) { ${EVENT_FIELDS} }
@@ -85,7 +87,7 @@ export class SessionState {
   olderCursor = null; // where older messages start, while there are any
   run = null; // the reply being written: { id, text, index, thinking, tools: Map, approvals, ... }
   thinking = new Map(); // run id -> its thinking, kept after the run ends (it is not persisted)
-  pending = null; // this page's message until the server confirms it
+  pending = null; // this page's message { content, attachments } until the server confirms it
   starting = false; // an edit or regeneration of this page's, until Parley accepts or refuses it
   switching = false; // a move to another branch, until its messages are here
   failure = null; // the last run's error { code, message }, shown under the conversation
@@ -192,10 +194,10 @@ export class SessionState {
     return shown();
   }
 
-  /** Sends a message and streams its reply; resolves false when Parley refused it. */
-  async send(content, agentName) {
+  /** Sends a message (its words and uploaded files) and streams its reply; resolves false when Parley refused it. */
+  async send(content, agentName, attachments = []) {
     this.failure = null;
-    this.pending = { content };
+    this.pending = { content, attachments };
     this.hooks.changed();
     if (!this.sessionId) {
       try {
@@ -205,20 +207,25 @@ export class SessionState {
         this.hooks.created(createSession);
       } catch (error) {
         this.pending = null;
-        this.hooks.notice(error.message);
+        this.hooks.notice(describe(error));
         this.hooks.changed();
         return false;
       }
     }
     return new Promise((accepted) => {
       const key = newKey(); // a retried send never starts a second run
-      this.#follow("chat", CHAT, { sessionId: this.sessionId, content, key }, { accepted });
+      const ids = attachments.map((a) => a.id);
+      this.#follow("chat", CHAT, { sessionId: this.sessionId, content, key, attachments: ids }, { accepted });
     });
   }
 
-  /** Sends a new version of a user message and streams its reply; resolves false when refused. */
-  edit(message, content) {
-    return this.#fork("edit", EDIT, { messageId: message.id, content }, message.parentId);
+  /**
+   * Sends a new version of a user message (exactly these files go with it) and streams its
+   * reply; resolves false when refused.
+   */
+  edit(message, content, attachments = []) {
+    const variables = { messageId: message.id, content, attachments: attachments.map((a) => a.id) };
+    return this.#fork("edit", EDIT, variables, message.parentId);
   }
 
   /**
@@ -249,7 +256,7 @@ export class SessionState {
       // Running or waiting for approval: the stream brings the partial reply and RunFinished.
       await gql(CANCEL, { id: this.run.id });
     } catch (error) {
-      this.hooks.notice(error.message);
+      this.hooks.notice(describe(error));
     }
   }
 
@@ -548,6 +555,7 @@ export class SessionState {
     }
     if (error.code === "UNAUTHENTICATED") return; // the app signs out
     this.hooks.notice(describe(error));
+    if (error.code === "QUOTA_EXCEEDED") this.hooks.activity(); // the usage shown is out of date
     if (error.code === "NOT_FOUND") this.#reload(); // the message edited or answered again is gone
     // A refused request (e.g. RUN_IN_PROGRESS): watch again, which joins the reply running
     // now. A refused watch is not retried at once: it would only be refused again.
