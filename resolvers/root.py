@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator
 from functools import partial
 from typing import Annotated, Any
 
@@ -14,7 +14,6 @@ from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     ValidationCache,
 )
@@ -24,6 +23,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from resolvers import agents, attachments, mapping, memory, messages, runs, sessions, stats, subscriptions
 from resolvers.context import Context
+from resolvers.documents import OneOperation, ParserCacheOrErrors
 from resolvers.operations import Operations
 from schema.agent import Agent
 from schema.attachment import Attachment
@@ -328,22 +328,6 @@ class Subscription:
         return subscriptions.session_events(info.context, session_id, after_sequence)
 
 
-class _ParserCache(ParserCache):
-    """ParserCache that leaves a document it cannot parse to Strawberry's own parse step.
-
-    ParserCache parses inside its hook, so a syntax error (or the token/nesting limit)
-    escaped the operation and reached clients without an error code. Parsing again in
-    the operation reports it like any other request error.
-    """
-
-    def on_parse(self) -> Iterator[None]:
-        try:
-            yield from super().on_parse()
-        except GraphQLError:
-            self.execution_context.graphql_document = None
-            yield
-
-
 class _Schema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         # Strawberry logs every error with its traceback; NOT_FOUND or a bad token is no news.
@@ -364,8 +348,9 @@ def build_schema(settings: Settings, execution_context_class: type[Any] | None =
         partial(ErrorCodes, hide_suggestions=not settings.introspection),
         partial(AddValidationRules, rules),
         partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
-        partial(_ParserCache, maxsize=256),
+        partial(ParserCacheOrErrors, maxsize=256),
         partial(ValidationCache, maxsize=256),
+        OneOperation,  # after the validation cache: its verdict on the document alone is not enough
         Authenticate,
         Operations,  # after Authenticate: the rate limit counts the caller's operations
     ]
