@@ -1,17 +1,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import Any
 
+from models import User
 from resolvers import mapping
 from resolvers.context import Context
 from schema.events import AgentEvent
-from services import runs, streams
+from services import events, runs, streams
+
+# Each function returns the generator that delivers the events: no generator layer more per event.
 
 
-async def chat(
+def chat(
     ctx: Context,
     session_id: uuid.UUID,
     content: str,
@@ -20,8 +23,7 @@ async def chat(
     attachments: list[uuid.UUID] | None = None,
 ) -> AsyncGenerator[AgentEvent]:
     ask = runs.Ask(content, metadata, idempotency_key, attachments=tuple(attachments or ()))
-    async for event in _stream(ctx, session_id, ask):
-        yield event
+    return _delivered(ctx, lambda user: streams.chat(ctx.runtime, user, session_id, ask))
 
 
 def edit_message(
@@ -33,35 +35,33 @@ def edit_message(
     attachments: list[uuid.UUID] | None = None,
 ) -> AsyncGenerator[AgentEvent]:
     ask = runs.Ask(content, metadata, idempotency_key, edit=message_id, attachments=tuple(attachments or ()))
-    return _stream(ctx, None, ask)
+    return _delivered(
+        ctx, lambda user: streams.chat(ctx.runtime, user, None, ask)
+    )  # the message names the session
 
 
 def regenerate(
     ctx: Context, message_id: uuid.UUID, idempotency_key: str | None
 ) -> AsyncGenerator[AgentEvent]:
-    return _stream(ctx, None, runs.Ask(None, None, idempotency_key, again=message_id))
+    ask = runs.Ask(None, None, idempotency_key, again=message_id)
+    return _delivered(ctx, lambda user: streams.chat(ctx.runtime, user, None, ask))
 
 
-async def _stream(ctx: Context, session_id: uuid.UUID | None, ask: runs.Ask) -> AsyncGenerator[AgentEvent]:
-    """A turn's run streamed (for editMessage / regenerate the message names the session)."""
+def session_events(
+    ctx: Context, session_id: uuid.UUID, after_sequence: int | None
+) -> AsyncGenerator[AgentEvent]:
+    return _delivered(ctx, lambda user: streams.session_events(ctx.runtime, user, session_id, after_sequence))
+
+
+async def _delivered(
+    ctx: Context, open_stream: Callable[[User], AsyncGenerator[events.AgentEvent]]
+) -> AsyncGenerator[AgentEvent]:
+    """The caller's stream, each event mapped to its GraphQL type and counted."""
     user = await ctx.authenticate()
     metrics = ctx.runtime.metrics
     with metrics.subscription():
         # aclosing: a closed subscription ends its watcher now, not when the collector runs.
-        async with aclosing(streams.chat(ctx.runtime, user, session_id, ask)) as source:
-            async for event in source:
-                ctx.fresh_loaders()
-                metrics.event_delivered()
-                yield mapping.event(event)
-
-
-async def session_events(
-    ctx: Context, session_id: uuid.UUID, after_sequence: int | None
-) -> AsyncGenerator[AgentEvent]:
-    user = await ctx.authenticate()
-    metrics = ctx.runtime.metrics
-    with metrics.subscription():
-        async with aclosing(streams.session_events(ctx.runtime, user, session_id, after_sequence)) as source:
+        async with aclosing(open_stream(user)) as source:
             async for event in source:
                 ctx.fresh_loaders()
                 metrics.event_delivered()
