@@ -29,10 +29,8 @@ async def send_message(
     idempotency_key: str | None,
     attachments: list[uuid.UUID] | None = None,
 ) -> SendMessagePayload:
-    result = await runs.send_message(
-        ctx.runtime, ctx.user, session_id, content, metadata, idempotency_key, tuple(attachments or ())
-    )
-    return mapping.turn(result)
+    ask = runs.Ask(content, metadata, idempotency_key, attachments=tuple(attachments or ()))
+    return mapping.turn(await runs.send(ctx.runtime, ctx.user, session_id, ask))
 
 
 async def edit_message(
@@ -44,12 +42,12 @@ async def edit_message(
     attachments: list[uuid.UUID] | None = None,
 ) -> SendMessagePayload:
     ask = runs.Ask(content, metadata, idempotency_key, edit=message_id, attachments=tuple(attachments or ()))
-    return mapping.turn(await runs.send_branch(ctx.runtime, ctx.user, ask))
+    return mapping.turn(await runs.send(ctx.runtime, ctx.user, None, ask))
 
 
 async def regenerate(ctx: Context, message_id: uuid.UUID, idempotency_key: str | None) -> SendMessagePayload:
     ask = runs.Ask(None, None, idempotency_key, again=message_id)
-    return mapping.turn(await runs.send_branch(ctx.runtime, ctx.user, ask))
+    return mapping.turn(await runs.send(ctx.runtime, ctx.user, None, ask))
 
 
 async def resolve(ctx: Context, run_id: uuid.UUID, decisions: list[ApprovalDecision]) -> Run:

@@ -77,17 +77,19 @@ def _prompt_items(message: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
             yield from (item for item in content if isinstance(item, dict))
 
 
-def _ref_of(item: Mapping[str, Any]) -> uuid.UUID | None:
-    if item.get("kind") == "binary":
-        raw = item.get("identifier")
-    elif item.get("kind") == "text-content" and isinstance(item.get("metadata"), dict):
-        raw = item["metadata"].get(MARK)
-    else:
-        return None
+def _attachment_id(raw: object) -> uuid.UUID | None:
     try:
         return uuid.UUID(raw) if isinstance(raw, str) else None
     except ValueError:
         return None
+
+
+def _ref_of(item: Mapping[str, Any]) -> uuid.UUID | None:
+    if item.get("kind") == "binary":
+        return _attachment_id(item.get("identifier"))
+    if item.get("kind") == "text-content" and isinstance(item.get("metadata"), dict):
+        return _attachment_id(item["metadata"].get(MARK))
+    return None
 
 
 def strip(message: dict[str, Any]) -> dict[str, Any]:
@@ -111,17 +113,11 @@ def might_refer(stored_text: str) -> bool:
 
 
 def _ref_of_item(item: object) -> uuid.UUID | None:
-    raw: object
     if isinstance(item, BinaryContent):
-        raw = item.identifier
-    elif isinstance(item, TextContent) and isinstance(item.metadata, dict):
-        raw = item.metadata.get(MARK)
-    else:
-        return None
-    try:
-        return uuid.UUID(raw) if isinstance(raw, str) else None
-    except ValueError:
-        return None
+        return _attachment_id(item.identifier)
+    if isinstance(item, TextContent) and isinstance(item.metadata, dict):
+        return _attachment_id(item.metadata.get(MARK))
+    return None
 
 
 def ids_in(messages: Iterable[ModelMessage]) -> set[uuid.UUID]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -117,21 +118,51 @@ class Sweeper:
 async def sweep_once(inactive_days: int, state: Sweeper | None = None) -> int | None:
     """One sweep under the group-wide advisory lock; ``None`` when another process holds it."""
     check_days(inactive_days)
+    deleted = await _sweep(LOCK_RETENTION, state, lambda conn: _cleanup_on(conn, inactive_days))
+    if deleted:
+        log.info("retention: deleted %d sessions inactive for %d days", deleted, inactive_days)
+    return deleted
+
+
+async def sweep_attachments(state: Sweeper | None = None, grace_s: float = ATTACHMENT_GRACE_S) -> int | None:
+    """Delete attachments no message has referred to for ``grace_s`` seconds (one process at a
+    time, like session sweeps); ``None`` when another process is sweeping them."""
+
+    async def unreferenced(conn: asyncpg.Connection) -> int:
+        # References that went by a way that did not mark them (a user deleted, say) count from now.
+        await attachments.mark_unreferenced(conn)
+        deleted = 0
+        while True:
+            picked, gone = await attachments.delete_unreferenced(conn, grace_s, ATTACHMENT_BATCH)
+            deleted += gone
+            if picked < ATTACHMENT_BATCH:
+                return deleted
+
+    deleted = await _sweep(LOCK_ATTACHMENTS, state, unreferenced)
+    if deleted:
+        log.info("retention: deleted %d attachments no message referred to for a day", deleted)
+    return deleted
+
+
+async def _sweep(
+    key: int, state: Sweeper | None, work: Callable[[asyncpg.Connection], Awaitable[int]]
+) -> int | None:
+    """``work`` under the group-wide advisory lock ``key``; ``None`` when another process holds it.
+
+    One connection for the whole sweep: it holds the session-level lock and runs the batches.
+    """
     state = state if state is not None else Sweeper()
-    # One connection for the whole sweep: it holds the session-level lock and runs the batches.
     async with acquire() as conn:
-        got = await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", LOCK_CLASS, LOCK_RETENTION)
+        got = await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", LOCK_CLASS, key)
         if not got:
             state.skipped += 1
             return None
         try:
-            deleted = await _cleanup_on(conn, inactive_days)
+            deleted = await work(conn)
         finally:
-            await _unlock(conn, LOCK_RETENTION)
+            await _unlock(conn, key)
     state.sweeps += 1
     state.deleted += deleted
-    if deleted:
-        log.info("retention: deleted %d sessions inactive for %d days", deleted, inactive_days)
     return deleted
 
 
@@ -152,53 +183,24 @@ async def sweep_forever(days: int, interval: float, state: Sweeper) -> None:
     when another process of the group is sweeping.
     """
     check_days(days)
-    while True:
-        try:
-            await sweep_once(days, state)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            state.failures += 1
-            log.exception("retention sweep failed; retrying in %.0f s", interval)
-        await asyncio.sleep(interval)
-
-
-async def sweep_attachments(state: Sweeper | None = None, grace_s: float = ATTACHMENT_GRACE_S) -> int | None:
-    """Delete attachments no message has referred to for ``grace_s`` seconds (one process at a
-    time, like session sweeps); ``None`` when another process is sweeping them."""
-    state = state if state is not None else Sweeper()
-    async with acquire() as conn:
-        got = await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", LOCK_CLASS, LOCK_ATTACHMENTS)
-        if not got:
-            state.skipped += 1
-            return None
-        try:
-            # References that went by a way that did not mark them (a user deleted, say) count from now.
-            await attachments.mark_unreferenced(conn)
-            deleted = 0
-            while True:
-                picked, gone = await attachments.delete_unreferenced(conn, grace_s, ATTACHMENT_BATCH)
-                deleted += gone
-                if picked < ATTACHMENT_BATCH:
-                    break
-        finally:
-            await _unlock(conn, LOCK_ATTACHMENTS)
-    state.sweeps += 1
-    state.deleted += deleted
-    if deleted:
-        log.info("retention: deleted %d attachments no message referred to for a day", deleted)
-    return deleted
+    await _repeat(lambda: sweep_once(days, state), interval, state, "retention sweep")
 
 
 async def sweep_attachments_forever(interval: float, state: Sweeper) -> None:
     """Background task of every process, whatever PARLEY_RETENTION_DAYS says: a sweep of
     unreferenced attachments every ``interval`` seconds (the first at once)."""
+    await _repeat(lambda: sweep_attachments(state), interval, state, "attachment sweep")
+
+
+async def _repeat(
+    sweep: Callable[[], Awaitable[int | None]], interval: float, state: Sweeper, what: str
+) -> None:
     while True:
         try:
-            await sweep_attachments(state)
+            await sweep()
         except asyncio.CancelledError:
             raise
         except Exception:
             state.failures += 1
-            log.exception("attachment sweep failed; retrying in %.0f s", interval)
+            log.exception("%s failed; retrying in %.0f s", what, interval)
         await asyncio.sleep(interval)

@@ -12,8 +12,8 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from models import Message, Run, RunStatus, Session, User
-from services import branches, events, runs
+from models import Message, Run, RunStatus, User
+from services import events, runs
 from services.errors import NotFound, SubscriberTooSlow
 from services.hub import Resync, SessionGone, Watcher, run_of
 from services.owned import require_session
@@ -208,15 +208,7 @@ async def chat(
 ) -> AsyncGenerator[events.AgentEvent]:
     """Send a message (or edit one, or regenerate a reply: then ``session_id`` is None, the
     message names the session) and stream its run until RunFinished (the run outlives the client)."""
-    if session_id is None:
-        named = ask.edit or ask.again
-        assert named is not None
-        session, _ = await branches.session_of_message(user, named)
-    else:
-        found = await Session.filter(id=session_id, user_id=user.id).select_related("agent").first()
-        if found is None:
-            raise NotFound.of("session", session_id)
-        session = found
+    session = await runs.session_for(user, session_id, ask)
     with rt.hub.watch(session.id, hold=True) as watcher:
         local = _local_snapshots(rt, session.id)
         started = await runs.start(rt, user, session, ask)

@@ -125,7 +125,7 @@ async def test_a_caller_cancelled_at_any_moment_leaves_no_run_behind(api: Api, a
     rt = admin.runtime
     assert rt is not None
     for ticks in range(12):  # cancel the caller after 0, 1, 2, ... event-loop rounds
-        caller = asyncio.ensure_future(runs.start_turn(rt, user, session, f"t{ticks}", None, None))
+        caller = asyncio.ensure_future(runs.start_turn(rt, user, session, runs.Ask(f"t{ticks}")))
         for _ in range(ticks):
             await asyncio.sleep(0)
         caller.cancel()
@@ -169,7 +169,7 @@ async def test_losing_the_liveness_lock_stops_the_runs_and_refuses_turns(
 
     session = uuid.UUID(await session_of(api, await agent_with(admin, stream)))
     user = await _user(api)
-    started = await runs.start_turn(other_runtime, user, session, "go", None, None)
+    started = await runs.start_turn(other_runtime, user, session, runs.Ask("go"))
     await until(lambda: _said(started, "first words"))
     # The other process loses its connection (and with it, its liveness lock).
     await sql.execute("SELECT pg_terminate_backend($1)", other_runtime.listener.backend_pid)
@@ -187,7 +187,7 @@ async def test_losing_the_liveness_lock_stops_the_runs_and_refuses_turns(
     assert (await send(api, str(session), "again"))["run"]["status"] == "COMPLETED"
     # The other process takes turns again once it is back.
     await until(lambda: _connected(other_runtime))
-    again = await runs.start_turn(other_runtime, user, session, "back", None, None)
+    again = await runs.start_turn(other_runtime, user, session, runs.Ask("back"))
     assert again.handle is not None
     await asyncio.wait_for(again.handle.done.wait(), 10)
 
@@ -285,7 +285,7 @@ async def test_a_failed_flush_keeps_text_ranges_aligned(
     async with subscription(schema, other_runtime, api.token, WATCH, {"s": str(session), "a": 0}) as events:
         await _live(api, str(session), events)
         assert admin.runtime is not None
-        started = await runs.start_turn(admin.runtime, user, session, "go", None, None)
+        started = await runs.start_turn(admin.runtime, user, session, runs.Ask("go"))
         # Hold the run's row: the process's next flush blocks on it; then that flush fails.
         blocker = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
         try:
@@ -522,7 +522,7 @@ async def test_a_stopped_runtime_leaves_no_task_and_no_running_reply(
         settings.model_copy(update={"retention_days": 3000}), settings.database_url
     ).running() as rt:
         rt.models = admin.runtime.models
-        started = await runs.start_turn(rt, user, session, "go", None, None)
+        started = await runs.start_turn(rt, user, session, runs.Ask("go"))
         await until(lambda: _said(started, "started"))
         owned = {t for t in asyncio.all_tasks() - before if t.get_name().startswith("parley-")}
         assert {t.get_name() for t in owned} >= {

@@ -375,7 +375,7 @@ async def test_a_pause_survives_the_stop_of_its_process(
         elsewhere.models = admin.rt.models
         from services import runs
 
-        result = await runs.send_message(elsewhere, user, uuid.UUID(session), "one plus one", None, None)
+        result = await runs.send(elsewhere, user, uuid.UUID(session), runs.Ask("one plus one"))
         assert result.run.status.value == "waiting_approval"
         run_id = result.run.id
     # That process is gone (stopped cleanly): its pause is intact, never INTERRUPTED.

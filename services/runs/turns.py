@@ -92,28 +92,23 @@ async def run_messages(run: Run) -> list[MessageRow]:
 # --- starting -------------------------------------------------------------------------------
 
 
-async def start_turn(
-    rt: Runtime,
-    user: User,
-    session_id: uuid.UUID,
-    content: str,
-    metadata: Any,
-    idempotency_key: str | None,
-    attachments: tuple[uuid.UUID, ...] = (),
-) -> Started:
-    """Persist the user message and a RUNNING run, and run the agent in the runtime's hands."""
-    session = await Session.filter(id=session_id, user_id=user.id).select_related("agent").first()
-    if session is None:
+async def session_for(user: User, session_id: uuid.UUID | None, ask: Ask) -> Session:
+    """The caller's session a turn runs in: the one named or, for editMessage and regenerate
+    (``session_id`` None), the one of the message named. Someone else's is not found."""
+    if session_id is None:
+        named = ask.edit or ask.again
+        assert named is not None
+        session, _ = await branches.session_of_message(user, named)
+        return session
+    found = await Session.filter(id=session_id, user_id=user.id).select_related("agent").first()
+    if found is None:
         raise NotFound.of("session", session_id)
-    return await start(rt, user, session, Ask(content, metadata, idempotency_key, attachments=attachments))
+    return found
 
 
-async def start_branch(rt: Runtime, user: User, ask: Ask) -> Started:
-    """editMessage / regenerate: the session is the one of the message named."""
-    named = ask.edit or ask.again
-    assert named is not None
-    session, _ = await branches.session_of_message(user, named)
-    return await start(rt, user, session, ask)
+async def start_turn(rt: Runtime, user: User, session_id: uuid.UUID | None, ask: Ask) -> Started:
+    """Persist the user message and a RUNNING run, and run the agent in the runtime's hands."""
+    return await start(rt, user, await session_for(user, session_id, ask), ask)
 
 
 async def start(rt: Runtime, user: User, session: Session, ask: Ask) -> Started:
@@ -304,22 +299,9 @@ async def wait_finished(rt: Runtime, run: Run, handle: RunHandle | None) -> Run:
         delay = min(delay * 2, 0.5)
 
 
-async def send_message(
-    rt: Runtime,
-    user: User,
-    session_id: uuid.UUID,
-    content: str,
-    metadata: Any,
-    idempotency_key: str | None,
-    attachments: tuple[uuid.UUID, ...] = (),
-) -> TurnResult:
-    started = await start_turn(rt, user, session_id, content, metadata, idempotency_key, attachments)
-    return await finished(rt, started)
-
-
-async def send_branch(rt: Runtime, user: User, ask: Ask) -> TurnResult:
-    """editMessage / regenerate as mutations: like sendMessage, from another point of the tree."""
-    return await finished(rt, await start_branch(rt, user, ask))
+async def send(rt: Runtime, user: User, session_id: uuid.UUID | None, ask: Ask) -> TurnResult:
+    """sendMessage, editMessage, regenerate as mutations: the turn, once its run has ended."""
+    return await finished(rt, await start_turn(rt, user, session_id, ask))
 
 
 async def finished(rt: Runtime, started: Started) -> TurnResult:
